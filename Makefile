@@ -1,0 +1,60 @@
+# One entry point for everything. Each target installs what it needs into the repository
+# (.venv, node_modules) and is quick when nothing changed.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
+
+.PHONY: demo test lint synth bench image-push clean
+
+$(STAMP): requirements.txt requirements-dev.txt container/requirements.txt lambda_src/requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $@
+
+## demo: the main job, end to end on an embedded AWS (moto server): deploy, trigger, process.
+demo: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m local_aws.demo
+
+## test: ruff, the whole test suite, cdk synth (cdk-nag) and cfn-lint on the templates.
+test: lint $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m pytest -q
+	$(MAKE) --no-print-directory synth
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/hadolint container/Dockerfile
+
+## synth: synthesize through the pinned CDK CLI (cdk-nag fails it on any finding), then cfn-lint.
+synth: $(STAMP) $(NODE_STAMP)
+	$(CDK) synth --quiet --output cdk.out
+	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+
+## bench: speed and memory figures beside the reference pyvips pipeline and Pillow.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run
+
+## image-push: build the container for CPU_ARCH (default amd64) and push it to the stack's repository
+## with tag TAG; then deploy with `-c imageTag=TAG`. Needs Docker and AWS credentials.
+STACK ?= IiifProcessStack
+TAG ?= $(shell git rev-parse --short HEAD)
+CPU_ARCH ?= amd64
+image-push:
+	@repo=$$(aws cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs[?OutputKey=='RepositoryUri'].OutputValue" --output text) && \
+	aws ecr get-login-password | docker login --username AWS --password-stdin "$${repo%%/*}" && \
+	docker build --platform linux/$(CPU_ARCH) -t "$$repo:$(TAG)" container && \
+	docker push "$$repo:$(TAG)"
+
+clean:
+	rm -rf cdk.out demo-output bench-output
