@@ -1,0 +1,134 @@
+"""The stack: builds one construct per logical unit, connects them with grants, declares outputs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.image_repository import ImageRepository
+from stacks.network import Network
+from stacks.processing import LOG_STREAM_PREFIX, Processing
+from stacks.settings import LOG_RETENTION_DAYS, Settings
+from stacks.storage import Storage
+from stacks.trigger import CONFIG_PATH, INSTRUCTIONS_PATH, Trigger
+
+_RETENTION_BY_DAYS = dict(zip(LOG_RETENTION_DAYS, list(logs.RetentionDays)[:-1], strict=True))
+
+
+class IiifProcessStack(cdk.Stack):
+    """Buckets, network, image repository, ECS task and trigger Lambda of the IIIF pipeline.
+
+    Stack outputs carry the names in docs/contracts.md (`ClusterName`, `TaskDefinitionArn`, ...).
+    """
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, settings: Settings, **kwargs: Any
+    ) -> None:
+        super().__init__(
+            scope,
+            construct_id,
+            description="go-iiif-aws in CDK: IIIF derivatives from S3 images on ECS Fargate.",
+            **kwargs,
+        )
+        self.settings = settings
+        retention = _RETENTION_BY_DAYS[settings.log_retention_days]
+        removal_policy = (
+            cdk.RemovalPolicy.DESTROY
+            if settings.removal_policy == "destroy"
+            else cdk.RemovalPolicy.RETAIN
+        )
+
+        self.storage = Storage(self, "Storage", settings=settings)
+        self.network = Network(
+            self,
+            "Network",
+            settings=settings,
+            log_retention=retention,
+            removal_policy=removal_policy,
+        )
+        self.image_repository = ImageRepository(self, "ImageRepository", settings=settings)
+        source, derivatives = self.storage.source_bucket, self.storage.derivatives_bucket
+        self.processing = Processing(
+            self,
+            "Processing",
+            settings=settings,
+            vpc=self.network.vpc,
+            repository=self.image_repository.repository,
+            source_bucket_name=source.bucket_name,
+            derivatives_bucket_name=derivatives.bucket_name,
+            log_retention=retention,
+            removal_policy=removal_policy,
+        )
+        self.trigger = Trigger(
+            self,
+            "Trigger",
+            settings=settings,
+            environment=self._function_environment(),
+            source_bucket=source,
+            log_retention=retention,
+            removal_policy=removal_policy,
+        )
+
+        source.grant_read(self.processing.task_role)
+        # Write includes delete: iiif-process removes the derivatives of a URI it could not
+        # publish completely, so no half-written image tree is left behind.
+        derivatives.grant_write(self.processing.task_role)
+        self.processing.acknowledge_bucket_grants(source=source, derivatives=derivatives)
+        self.processing.grant_run_task(self.trigger.function)
+        self._outputs()
+
+    @property
+    def _subnet_ids(self) -> str:
+        return cdk.Fn.join(",", self.network.subnet_ids)
+
+    @property
+    def _security_group_ids(self) -> str:
+        return cdk.Fn.join(",", self.network.security_group_ids)
+
+    @property
+    def _assign_public_ip(self) -> str:
+        return "ENABLED" if self.network.assign_public_ip else "DISABLED"
+
+    def _function_environment(self) -> dict[str, str]:
+        """The trigger's whole configuration (docs/contracts.md, "Stack → Lambda")."""
+        settings, processing = self.settings, self.processing
+        return {
+            "IIIF_PROCESS_MODE": "lambda",
+            "IIIF_PROCESS_CLUSTER": processing.cluster.cluster_name,
+            "IIIF_PROCESS_TASK": processing.task_definition.task_definition_arn,
+            "IIIF_PROCESS_CONTAINER": settings.container_name,
+            "IIIF_PROCESS_SUBNET": self._subnet_ids,
+            "IIIF_PROCESS_SECURITY_GROUP": self._security_group_ids,
+            "IIIF_PROCESS_ASSIGN_PUBLIC_IP": self._assign_public_ip,
+            "IIIF_PROCESS_CONFIG": CONFIG_PATH,
+            "IIIF_PROCESS_INSTRUCTIONS": INSTRUCTIONS_PATH,
+            "IIIF_PROCESS_REPORT": "true" if settings.report else "false",
+            "IIIF_PROCESS_REPORT_NAME": settings.report_name,
+            "IIIF_PROCESS_SOURCE_BUCKET": self.storage.source_bucket.bucket_name,
+            "IIIF_PROCESS_MAX_URIS_PER_TASK": str(settings.max_uris_per_task),
+            "IIIF_PROCESS_STRIP_PATHS": "false",
+        }
+
+    def _outputs(self) -> None:
+        # Declared on the stack itself so each OutputKey is exactly its id.
+        outputs = {
+            "ClusterName": self.processing.cluster.cluster_name,
+            "ClusterArn": self.processing.cluster.cluster_arn,
+            "TaskDefinitionArn": self.processing.task_definition.task_definition_arn,
+            "ContainerName": self.settings.container_name,
+            "SubnetIds": self._subnet_ids,
+            "SecurityGroupIds": self._security_group_ids,
+            "AssignPublicIp": self._assign_public_ip,
+            "FunctionName": self.trigger.function.function_name,
+            "SourceBucketName": self.storage.source_bucket.bucket_name,
+            "DerivativesBucketName": self.storage.derivatives_bucket.bucket_name,
+            "LogGroupName": self.processing.log_group.log_group_name,
+            "LogStreamPrefix": LOG_STREAM_PREFIX,
+            "RepositoryUri": self.image_repository.repository.repository_uri,
+            "DeadLetterQueueUrl": self.trigger.dead_letter_queue.queue_url,
+        }
+        for key, value in outputs.items():
+            cdk.CfnOutput(self, key, value=value)

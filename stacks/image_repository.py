@@ -1,0 +1,55 @@
+"""Image repository: the ECR repository CI pushes iiif-process images to (used with `imageTag`)."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ecr as ecr
+from constructs import Construct
+
+from stacks.settings import Settings
+
+REPOSITORY_LOGICAL_ID = "ImageRepository"
+KEEP_TAGGED_IMAGES = 20
+UNTAGGED_IMAGE_DAYS = 1
+
+
+class ImageRepository(Construct):
+    """An ECR repository with immutable tags, scan on push and a lifecycle rule.
+
+    Attributes:
+        repository: the repository (its name is the `repositoryName` setting).
+    """
+
+    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
+        super().__init__(scope, construct_id)
+        destroy = settings.removal_policy == "destroy"
+        self.repository = ecr.Repository(
+            self,
+            "Repository",
+            # An explicit lowercase name: `make image-push` and CI push to it by name, and
+            # moto's CloudFormation needs one.
+            repository_name=settings.repository_name,
+            image_tag_mutability=ecr.TagMutability.IMMUTABLE,
+            image_scan_on_push=True,
+            encryption=ecr.RepositoryEncryption.AES_256,
+            lifecycle_rules=[
+                ecr.LifecycleRule(
+                    rule_priority=1,
+                    description="Drop untagged layers left by interrupted pushes.",
+                    tag_status=ecr.TagStatus.UNTAGGED,
+                    max_image_age=cdk.Duration.days(UNTAGGED_IMAGE_DAYS),
+                ),
+                ecr.LifecycleRule(
+                    rule_priority=2,
+                    description=f"Keep the {KEEP_TAGGED_IMAGES} newest images.",
+                    tag_status=ecr.TagStatus.ANY,
+                    max_image_count=KEEP_TAGGED_IMAGES,
+                ),
+            ],
+            removal_policy=cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN,
+            empty_on_delete=destroy,
+        )
+        cfn_repository = self.repository.node.default_child
+        assert isinstance(cfn_repository, ecr.CfnRepository)
+        # Pinned so that a refactor never replaces (and orphans) the repository.
+        cfn_repository.override_logical_id(REPOSITORY_LOGICAL_ID)

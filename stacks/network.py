@@ -1,0 +1,106 @@
+"""Network: where the Fargate tasks run. A new cheap VPC by default, or an imported one."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from stacks.settings import Settings
+
+# The stack's own VPC: two AZs of public subnets, so no NAT gateway to pay for. Tasks reach ECR
+# and CloudWatch Logs through their public IP and S3 through the (free) gateway endpoint.
+MAX_AZS = 2
+PUBLIC_SUBNET_CIDR_MASK = 24
+
+
+class Network(Construct):
+    """The VPC, subnets and security groups of the tasks.
+
+    Attributes:
+        vpc: the VPC (created or imported).
+        subnet_ids: subnets RunTask places tasks in.
+        security_group_ids: security groups of the tasks.
+        assign_public_ip: whether RunTask gives tasks a public IP.
+        flow_log_group: log group of the VPC flow logs (None for an imported VPC).
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        log_retention: logs.RetentionDays,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.assign_public_ip: bool = settings.assign_public_ip
+        self.flow_log_group: logs.ILogGroup | None = None
+        if settings.vpc_id is None:
+            self._create(log_retention, removal_policy)
+        else:
+            self._import(settings)
+
+    def _create(self, log_retention: logs.RetentionDays, removal_policy: cdk.RemovalPolicy) -> None:
+        self.flow_log_group = logs.LogGroup(
+            self, "FlowLogGroup", retention=log_retention, removal_policy=removal_policy
+        )
+        vpc = ec2.Vpc(
+            self,
+            "Vpc",
+            max_azs=MAX_AZS,
+            nat_gateways=0,
+            subnet_configuration=[
+                ec2.SubnetConfiguration(
+                    name="Public",
+                    subnet_type=ec2.SubnetType.PUBLIC,
+                    cidr_mask=PUBLIC_SUBNET_CIDR_MASK,
+                    map_public_ip_on_launch=False,
+                )
+            ],
+            # awsvpc tasks need DNS to resolve ECR, S3 and logs endpoints (moto needs it too).
+            enable_dns_hostnames=True,
+            enable_dns_support=True,
+            gateway_endpoints={
+                "S3": ec2.GatewayVpcEndpointOptions(service=ec2.GatewayVpcEndpointAwsService.S3)
+            },
+            flow_logs={
+                "FlowLog": ec2.FlowLogOptions(
+                    destination=ec2.FlowLogDestination.to_cloud_watch_logs(self.flow_log_group),
+                    traffic_type=ec2.FlowLogTrafficType.ALL,
+                )
+            },
+            # Restricting the default security group takes a Node.js custom resource (which
+            # moto cannot run); nothing in this stack uses the default group.
+            restrict_default_security_group=False,
+        )
+        security_group = ec2.SecurityGroup(
+            self,
+            "TaskSecurityGroup",
+            vpc=vpc,
+            description="iiif-process tasks: no inbound; outbound to ECR, S3 and CloudWatch Logs",
+            allow_all_outbound=True,
+        )
+        self.vpc: ec2.IVpc = vpc
+        self.subnet_ids: list[str] = vpc.select_subnets(
+            subnet_type=ec2.SubnetType.PUBLIC
+        ).subnet_ids
+        self.security_group_ids: list[str] = [security_group.security_group_id]
+
+    def _import(self, settings: Settings) -> None:
+        assert settings.vpc_id is not None
+        self.vpc = ec2.Vpc.from_vpc_attributes(
+            self,
+            "Vpc",
+            vpc_id=settings.vpc_id,
+            # Only the cluster holds this VPC; tasks are placed by subnet id at RunTask.
+            availability_zones=cdk.Fn.get_azs(),
+        )
+        cdk.Annotations.of(self.vpc).acknowledge_warning(
+            "@aws-cdk/aws-ec2:vpcAttributeIsListTokenavailabilityZones",
+            "Nothing selects subnets from the imported VPC; tasks get the subnetIds setting.",
+        )
+        self.subnet_ids = list(settings.subnet_ids)
+        self.security_group_ids = list(settings.security_group_ids)

@@ -1,0 +1,44 @@
+"""Stack outputs: every OutputKey of docs/contracts.md, under exactly that key."""
+
+from __future__ import annotations
+
+import re
+
+from tests.stacks.conftest import REPO_ROOT, Synthesized
+
+
+def _contract_output_keys() -> set[str]:
+    text = (REPO_ROOT / "docs" / "contracts.md").read_text()
+    section = text.split("## Stack outputs", 1)[1].split("\n## ", 1)[0]
+    paragraph = section.split("\n", 1)[1].split("Default stack name", 1)[0]
+    return set(re.findall(r"`([A-Za-z]+)`", paragraph))
+
+
+def test_contract_lists_fourteen_outputs() -> None:
+    assert len(_contract_output_keys()) == 14
+
+
+def test_every_contract_output_is_declared(default: Synthesized) -> None:
+    assert set(default.template.to_json()["Outputs"]) == _contract_output_keys()
+
+
+def test_log_stream_prefix_output(default: Synthesized) -> None:
+    default.template.has_output("LogStreamPrefix", {"Value": "iiif-process"})
+
+
+def test_assign_public_ip_output(imported: Synthesized) -> None:
+    imported.template.has_output("AssignPublicIp", {"Value": "DISABLED"})
+
+
+def test_container_name_output(default: Synthesized) -> None:
+    default.template.has_output("ContainerName", {"Value": "iiif-process"})
+
+
+def test_subnet_ids_output_is_comma_separated(imported: Synthesized) -> None:
+    imported.template.has_output(
+        "SubnetIds", {"Value": "subnet-0123456789abcdef0,subnet-0fedcba9876543210"}
+    )
+
+
+def test_default_stack_id(default: Synthesized) -> None:
+    assert default.stack.stack_name == "IiifProcessStack"

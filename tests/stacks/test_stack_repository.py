@@ -1,0 +1,37 @@
+"""Image repository: explicit name, immutable tags, scan on push, lifecycle, stable ID."""
+
+from __future__ import annotations
+
+import json
+
+from tests.stacks.conftest import Synthesized
+
+
+def test_repository_logical_id_is_stable(default: Synthesized) -> None:
+    assert list(default.resources("AWS::ECR::Repository")) == ["ImageRepository"]
+
+
+def test_repository_has_explicit_lowercase_name(default: Synthesized) -> None:
+    name = default.only("AWS::ECR::Repository")["Properties"]["RepositoryName"]
+    assert name == "go-iiif-process-ecs"
+
+
+def test_repository_tags_are_immutable(default: Synthesized) -> None:
+    properties = default.only("AWS::ECR::Repository")["Properties"]
+    assert properties["ImageTagMutability"] == "IMMUTABLE"
+
+
+def test_repository_scans_on_push(default: Synthesized) -> None:
+    properties = default.only("AWS::ECR::Repository")["Properties"]
+    assert properties["ImageScanningConfiguration"] == {"ScanOnPush": True}
+
+
+def test_repository_lifecycle_keeps_newest_tagged_images(default: Synthesized) -> None:
+    policy = default.only("AWS::ECR::Repository")["Properties"]["LifecyclePolicy"]
+    rules = json.loads(policy["LifecyclePolicyText"])["rules"]
+    counts = [r["selection"] for r in rules if r["selection"]["countType"] == "imageCountMoreThan"]
+    assert counts == [{"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 20}]
+
+
+def test_repository_is_retained_by_default(default: Synthesized) -> None:
+    assert default.only("AWS::ECR::Repository")["DeletionPolicy"] == "Retain"

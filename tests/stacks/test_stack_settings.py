@@ -1,0 +1,167 @@
+"""Settings: parsing from context strings and JSON, defaults, and errors that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from stacks.settings import (
+    SETTING_KEYS,
+    Settings,
+    SettingsError,
+    context_key,
+    settings_from_context,
+)
+from tests.stacks.conftest import cdk_json_settings
+
+
+def test_cdk_json_defaults_equal_the_dataclass_defaults() -> None:
+    assert settings_from_context(cdk_json_settings()) == Settings()
+
+
+def test_cdk_json_names_only_known_keys() -> None:
+    assert set(cdk_json_settings()) <= set(SETTING_KEYS)
+
+
+def test_every_field_has_a_context_key() -> None:
+    fields = [field.name for field in dataclasses.fields(Settings)]
+    assert sorted(context_key(field) for field in fields) == sorted(SETTING_KEYS)
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.cpu = 2048  # type: ignore[misc]
+
+
+def test_command_line_strings_are_parsed() -> None:
+    settings = settings_from_context(
+        {
+            "cpu": "2048",
+            "memoryMiB": "4096",
+            "s3Notifications": "false",
+            "report": "no",
+            "assignPublicIp": "0",
+            "cpuArchitecture": "arm64",
+            "removalPolicy": "DESTROY",
+        }
+    )
+    assert (
+        settings.cpu,
+        settings.memory_mib,
+        settings.s3_notifications,
+        settings.report,
+        settings.assign_public_ip,
+        settings.cpu_architecture,
+        settings.removal_policy,
+    ) == (2048, 4096, False, False, False, "ARM64", "destroy")
+
+
+def test_id_lists_are_parsed_from_comma_separated_strings() -> None:
+    settings = settings_from_context(
+        {
+            "vpcId": "vpc-0123456789abcdef0",
+            "subnetIds": "subnet-0123456789abcdef0, subnet-0fedcba9876543210",
+            "securityGroupIds": "sg-0123456789abcdef0",
+        }
+    )
+    assert settings.subnet_ids == ("subnet-0123456789abcdef0", "subnet-0fedcba9876543210")
+
+
+def test_empty_string_leaves_optional_setting_unset() -> None:
+    assert settings_from_context({"imageTag": ""}).image_tag is None
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("stackName", "1stack"),
+        ("sourceBucketName", "images-*"),
+        ("sourceBucketName", "Upper-Case"),
+        ("derivativesBucketName", "192.168.1.1"),
+        ("removalPolicy", "snapshot"),
+        ("vpcId", "my-vpc"),
+        ("assignPublicIp", "maybe"),
+        ("repositoryName", "Go-IIIF"),
+        ("imageTag", "-bad"),
+        ("cpu", "300"),
+        ("cpu", "one"),
+        ("cpu", True),
+        ("memoryMiB", "3000"),
+        ("ephemeralStorageGiB", "201"),
+        ("cpuArchitecture", "mips"),
+        ("containerName", "iiif process"),
+        ("logRetentionDays", "31"),
+        ("lambdaTimeoutSeconds", "901"),
+        ("lambdaMemoryMiB", "64"),
+        ("lambdaReservedConcurrency", "0"),
+        ("maxUrisPerTask", "0"),
+        ("s3Notifications", "sometimes"),
+        ("report", 2),
+        ("reportName", "a/b.json"),
+    ],
+)
+def test_bad_setting_names_its_key(key: str, value: Any) -> None:
+    with pytest.raises(SettingsError, match=f"'{key}'"):
+        settings_from_context({key: value})
+
+
+def test_bad_memory_lists_the_accepted_values_for_the_cpu() -> None:
+    with pytest.raises(SettingsError, match=r"'memoryMiB'.*with cpu 512: 1024, 2048, 3072, 4096"):
+        settings_from_context({"cpu": 512, "memoryMiB": 512})
+
+
+def test_bad_retention_lists_the_accepted_values() -> None:
+    with pytest.raises(SettingsError, match=r"'logRetentionDays'.*accepted: 1, 3, 5, 7, 14, 30"):
+        settings_from_context({"logRetentionDays": 2})
+
+
+def test_same_bucket_for_source_and_derivatives_is_refused() -> None:
+    with pytest.raises(SettingsError, match="'sourceBucketName' and 'derivativesBucketName'"):
+        settings_from_context({"sourceBucketName": "images", "derivativesBucketName": "images"})
+
+
+def test_wildcard_bucket_name_is_refused() -> None:
+    with pytest.raises(SettingsError, match="no wildcards"):
+        settings_from_context({"derivativesBucketName": "*"})
+
+
+def test_unknown_key_is_refused() -> None:
+    with pytest.raises(SettingsError, match="unknown setting 'cpus'"):
+        settings_from_context({"cpus": 1024})
+
+
+def test_subnets_without_vpc_are_refused() -> None:
+    with pytest.raises(SettingsError, match=r"'subnetIds'.*unless 'vpcId' is set"):
+        settings_from_context({"subnetIds": "subnet-0123456789abcdef0"})
+
+
+def test_vpc_without_subnets_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"'subnetIds'.*when 'vpcId' is set"):
+        settings_from_context({"vpcId": "vpc-0123456789abcdef0"})
+
+
+def test_vpc_without_security_groups_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"'securityGroupIds'.*when 'vpcId' is set"):
+        settings_from_context(
+            {"vpcId": "vpc-0123456789abcdef0", "subnetIds": "subnet-0123456789abcdef0"}
+        )
+
+
+def test_more_than_five_security_groups_are_refused() -> None:
+    groups = ",".join(f"sg-0123456789abcdef{i}" for i in range(6))
+    with pytest.raises(SettingsError, match=r"'securityGroupIds'.*1 to 5 distinct ids"):
+        settings_from_context(
+            {
+                "vpcId": "vpc-0123456789abcdef0",
+                "subnetIds": "subnet-0123456789abcdef0",
+                "securityGroupIds": groups,
+            }
+        )
+
+
+def test_settings_built_directly_are_validated_too() -> None:
+    with pytest.raises(SettingsError, match="'cpu'"):
+        Settings(cpu=100)

@@ -1,0 +1,126 @@
+"""Storage: created buckets are private, encrypted, TLS-only, logged and keep stable IDs."""
+
+from __future__ import annotations
+
+from aws_cdk.assertions import Match
+
+from tests.stacks.conftest import IMPORTED_DERIVATIVES, IMPORTED_SOURCE, Synthesized
+
+CREATED_BUCKETS = ("SourceBucket", "DerivativesBucket", "AccessLogsBucket")
+
+
+def test_bucket_logical_ids_are_stable(default: Synthesized) -> None:
+    assert sorted(default.resources("AWS::S3::Bucket")) == sorted(CREATED_BUCKETS)
+
+
+def test_buckets_block_all_public_access(default: Synthesized) -> None:
+    expected = {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    for logical_id, bucket in default.resources("AWS::S3::Bucket").items():
+        config = bucket["Properties"]["PublicAccessBlockConfiguration"]
+        assert config == expected, logical_id
+
+
+def test_buckets_are_encrypted(default: Synthesized) -> None:
+    for logical_id, bucket in default.resources("AWS::S3::Bucket").items():
+        rules = bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        algorithm = rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"]
+        assert algorithm == "AES256", logical_id
+
+
+def test_bucket_policies_deny_requests_without_tls(default: Synthesized) -> None:
+    denied = {
+        policy["Properties"]["Bucket"]["Ref"]
+        for policy in default.resources("AWS::S3::BucketPolicy").values()
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+        if statement["Effect"] == "Deny"
+        and statement["Action"] == "s3:*"
+        and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    }
+    assert denied == set(CREATED_BUCKETS)
+
+
+def test_source_and_derivatives_log_to_access_logs_bucket(default: Synthesized) -> None:
+    for logical_id in ("SourceBucket", "DerivativesBucket"):
+        logging = default.resources("AWS::S3::Bucket")[logical_id]["Properties"][
+            "LoggingConfiguration"
+        ]
+        assert logging["DestinationBucketName"] == {"Ref": "AccessLogsBucket"}, logical_id
+
+
+def test_access_logs_expire_after_log_retention(default: Synthesized) -> None:
+    bucket = default.resources("AWS::S3::Bucket")["AccessLogsBucket"]
+    rules = bucket["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert rules == [{"ExpirationInDays": default.settings.log_retention_days, "Status": "Enabled"}]
+
+
+def test_buckets_are_retained_by_default(default: Synthesized) -> None:
+    for logical_id, bucket in default.resources("AWS::S3::Bucket").items():
+        assert bucket["DeletionPolicy"] == "Retain", logical_id
+
+
+def test_destroy_policy_deletes_created_buckets_with_their_objects(
+    destroyable: Synthesized,
+) -> None:
+    bucket = destroyable.resources("AWS::S3::Bucket")["DerivativesBucket"]
+    assert bucket["DeletionPolicy"] == "Delete"
+    destroyable.template.has_resource_properties(
+        "Custom::S3AutoDeleteObjects", {"BucketName": {"Ref": "DerivativesBucket"}}
+    )
+
+
+def test_imported_buckets_are_not_created(imported: Synthesized) -> None:
+    assert imported.resources("AWS::S3::Bucket") == {}
+
+
+def test_imported_bucket_names_reach_the_container(imported: Synthesized) -> None:
+    imported.template.has_resource_properties(
+        "AWS::ECS::TaskDefinition",
+        {
+            "ContainerDefinitions": [
+                Match.object_like(
+                    {
+                        "Environment": Match.array_with(
+                            [
+                                {
+                                    "Name": "IIIF_CONFIG_IMAGES_SOURCE_URI",
+                                    "Value": {
+                                        "Fn::Join": [
+                                            "",
+                                            [
+                                                f"s3blob://{IMPORTED_SOURCE}?region=",
+                                                {"Ref": "AWS::Region"},
+                                            ],
+                                        ]
+                                    },
+                                },
+                                {
+                                    "Name": "IIIF_CONFIG_DERIVATIVES_CACHE_URI",
+                                    "Value": {
+                                        "Fn::Join": [
+                                            "",
+                                            [
+                                                f"s3blob://{IMPORTED_DERIVATIVES}?region=",
+                                                {"Ref": "AWS::Region"},
+                                            ],
+                                        ]
+                                    },
+                                },
+                            ]
+                        )
+                    }
+                )
+            ]
+        },
+    )
+
+
+def test_mixed_import_creates_only_the_derivatives_bucket(destroyable: Synthesized) -> None:
+    assert sorted(destroyable.resources("AWS::S3::Bucket")) == [
+        "AccessLogsBucket",
+        "DerivativesBucket",
+    ]

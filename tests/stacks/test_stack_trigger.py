@@ -1,0 +1,257 @@
+"""Trigger: runtime, limits, DLQ, logs, the environment contract, permissions, notifications."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.stacks.conftest import IMPORTED_SOURCE, REPO_ROOT, Synthesized
+
+SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".webp"}
+
+
+def _function(synthesized: Synthesized) -> dict[str, Any]:
+    functions = synthesized.template.find_resources(
+        "AWS::Lambda::Function", {"Properties": {"Handler": "handler.handler"}}
+    )
+    (function,) = functions.values()
+    return function["Properties"]
+
+
+def _function_statements(synthesized: Synthesized) -> list[dict[str, Any]]:
+    role_id = _function(synthesized)["Role"]["Fn::GetAtt"][0]
+    return [
+        statement
+        for policy in synthesized.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in policy["Properties"]["Roles"]
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _statements_with(synthesized: Synthesized, action: str) -> list[dict[str, Any]]:
+    return [
+        statement
+        for statement in _function_statements(synthesized)
+        if action
+        in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    ]
+
+
+def _contract_variables() -> dict[str, str]:
+    """`variable -> value the stack sets` from the Stack → Lambda table of docs/contracts.md."""
+    text = (REPO_ROOT / "docs" / "contracts.md").read_text()
+    section = text.split("## Stack → Lambda", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(IIIF_PROCESS_[A-Z_]+)` \| ([^|]+) \|", section, flags=re.MULTILINE)
+    return {name: value.strip() for name, value in rows}
+
+
+def _suffixes(synthesized: Synthesized) -> list[str]:
+    notifications = synthesized.only("Custom::S3BucketNotifications")["Properties"]
+    configurations = notifications["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    return [
+        rule["Value"]
+        for configuration in configurations
+        for rule in configuration["Filter"]["Key"]["FilterRules"]
+        if rule["Name"] == "suffix"
+    ]
+
+
+def test_function_uses_newest_python_runtime(default: Synthesized) -> None:
+    assert _function(default)["Runtime"] == "python3.14"
+
+
+def test_function_code_is_the_lambda_src_asset(default: Synthesized) -> None:
+    function = _function(default)
+    assert function["Handler"] == "handler.handler"
+    assert function["Code"]["S3Key"].endswith(".zip")
+
+
+def test_function_has_reserved_concurrency(default: Synthesized) -> None:
+    assert _function(default)["ReservedConcurrentExecutions"] == 5
+
+
+def test_function_timeout_and_memory_follow_settings(default: Synthesized) -> None:
+    function = _function(default)
+    assert (function["Timeout"], function["MemorySize"]) == (60, 256)
+
+
+def test_function_has_a_dead_letter_queue(default: Synthesized) -> None:
+    target = _function(default)["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"]
+    assert target[0] in default.resources("AWS::SQS::Queue")
+
+
+def test_dead_letter_queue_denies_requests_without_tls(default: Synthesized) -> None:
+    statements = default.only("AWS::SQS::QueuePolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert {
+        "Action": "sqs:*",
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Effect": "Deny",
+        "Principal": {"AWS": "*"},
+        "Resource": statements[0]["Resource"],
+    } in statements
+
+
+def test_function_logs_to_its_own_log_group(default: Synthesized) -> None:
+    group = _function(default)["LoggingConfig"]["LogGroup"]["Ref"]
+    retention = default.resources("AWS::Logs::LogGroup")[group]["Properties"]["RetentionInDays"]
+    assert retention == 30
+
+
+def test_function_uses_no_log_retention_custom_resource(default: Synthesized) -> None:
+    assert default.resources("Custom::LogRetention") == {}
+
+
+def test_function_environment_has_every_contract_variable(default: Synthesized) -> None:
+    expected = {name for name, value in _contract_variables().items() if value != "not set"}
+    assert set(_function(default)["Environment"]["Variables"]) == expected
+
+
+def test_function_environment_literal_values_match_contract(default: Synthesized) -> None:
+    variables = _function(default)["Environment"]["Variables"]
+    literals = {
+        name: variables[name]
+        for name in (
+            "IIIF_PROCESS_MODE",
+            "IIIF_PROCESS_CONFIG",
+            "IIIF_PROCESS_INSTRUCTIONS",
+            "IIIF_PROCESS_REPORT",
+            "IIIF_PROCESS_REPORT_NAME",
+            "IIIF_PROCESS_MAX_URIS_PER_TASK",
+            "IIIF_PROCESS_STRIP_PATHS",
+            "IIIF_PROCESS_CONTAINER",
+            "IIIF_PROCESS_ASSIGN_PUBLIC_IP",
+        )
+    }
+    assert literals == {
+        "IIIF_PROCESS_MODE": "lambda",
+        "IIIF_PROCESS_CONFIG": "/etc/go-iiif/config.json",
+        "IIIF_PROCESS_INSTRUCTIONS": "/etc/go-iiif/instructions.json",
+        "IIIF_PROCESS_REPORT": "true",
+        "IIIF_PROCESS_REPORT_NAME": "process.json",
+        "IIIF_PROCESS_MAX_URIS_PER_TASK": "50",
+        "IIIF_PROCESS_STRIP_PATHS": "false",
+        "IIIF_PROCESS_CONTAINER": "iiif-process",
+        "IIIF_PROCESS_ASSIGN_PUBLIC_IP": "ENABLED",
+    }
+
+
+def test_function_environment_references_deployed_resources(default: Synthesized) -> None:
+    variables = _function(default)["Environment"]["Variables"]
+    task_definition = next(iter(default.resources("AWS::ECS::TaskDefinition")))
+    cluster = next(iter(default.resources("AWS::ECS::Cluster")))
+    security_group = next(iter(default.resources("AWS::EC2::SecurityGroup")))
+    subnets = sorted(default.resources("AWS::EC2::Subnet"))
+    assert variables["IIIF_PROCESS_TASK"] == {"Ref": task_definition}
+    assert variables["IIIF_PROCESS_CLUSTER"] == {"Ref": cluster}
+    assert variables["IIIF_PROCESS_SOURCE_BUCKET"] == {"Ref": "SourceBucket"}
+    assert variables["IIIF_PROCESS_SECURITY_GROUP"] == {"Fn::GetAtt": [security_group, "GroupId"]}
+    assert variables["IIIF_PROCESS_SUBNET"] == {
+        "Fn::Join": [",", [{"Ref": subnet} for subnet in subnets]]
+    }
+
+
+def test_function_environment_follows_settings(imported: Synthesized) -> None:
+    variables = _function(imported)["Environment"]["Variables"]
+    assert {
+        name: variables[name]
+        for name in (
+            "IIIF_PROCESS_REPORT",
+            "IIIF_PROCESS_REPORT_NAME",
+            "IIIF_PROCESS_MAX_URIS_PER_TASK",
+            "IIIF_PROCESS_SOURCE_BUCKET",
+        )
+    } == {
+        "IIIF_PROCESS_REPORT": "false",
+        "IIIF_PROCESS_REPORT_NAME": "report.json",
+        "IIIF_PROCESS_MAX_URIS_PER_TASK": "20",
+        "IIIF_PROCESS_SOURCE_BUCKET": IMPORTED_SOURCE,
+    }
+
+
+def test_run_task_is_scoped_to_task_definition_and_cluster(default: Synthesized) -> None:
+    task_definition = next(iter(default.resources("AWS::ECS::TaskDefinition")))
+    cluster = next(iter(default.resources("AWS::ECS::Cluster")))
+    assert _statements_with(default, "ecs:RunTask") == [
+        {
+            "Action": "ecs:RunTask",
+            "Condition": {"ArnEquals": {"ecs:cluster": {"Fn::GetAtt": [cluster, "Arn"]}}},
+            "Effect": "Allow",
+            "Resource": {"Ref": task_definition},
+        }
+    ]
+
+
+def test_pass_role_is_scoped_to_task_roles_and_ecs(default: Synthesized) -> None:
+    task = default.only("AWS::ECS::TaskDefinition")["Properties"]
+    (statement,) = _statements_with(default, "iam:PassRole")
+    assert statement["Action"] == "iam:PassRole"
+    assert statement["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+    assert sorted(statement["Resource"], key=str) == sorted(
+        [task["TaskRoleArn"], task["ExecutionRoleArn"]], key=str
+    )
+
+
+def test_function_may_do_nothing_else(default: Synthesized) -> None:
+    actions = set()
+    for statement in _function_statements(default):
+        action = statement["Action"]
+        actions.update([action] if isinstance(action, str) else action)
+    assert actions == {
+        "ecs:RunTask",
+        "iam:PassRole",
+        "sqs:SendMessage",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+
+
+def test_function_role_has_no_managed_policies(default: Synthesized) -> None:
+    role_id = _function(default)["Role"]["Fn::GetAtt"][0]
+    assert "ManagedPolicyArns" not in default.resources("AWS::IAM::Role")[role_id]["Properties"]
+
+
+def test_notifications_cover_suffixes_in_both_cases(default: Synthesized) -> None:
+    expected = SUFFIXES | {suffix.upper() for suffix in SUFFIXES}
+    suffixes = _suffixes(default)
+    assert (sorted(suffixes), len(suffixes)) == (sorted(expected), 14)
+
+
+def test_notifications_are_for_object_created_events(default: Synthesized) -> None:
+    notifications = default.only("Custom::S3BucketNotifications")["Properties"]
+    configurations = notifications["NotificationConfiguration"]["LambdaFunctionConfigurations"]
+    assert {event for c in configurations for event in c["Events"]} == {"s3:ObjectCreated:*"}
+
+
+def test_source_bucket_may_invoke_the_function(default: Synthesized) -> None:
+    permission = default.only("AWS::Lambda::Permission")["Properties"]
+    assert (permission["Principal"], permission["SourceArn"]) == (
+        "s3.amazonaws.com",
+        {"Fn::GetAtt": ["SourceBucket", "Arn"]},
+    )
+
+
+def test_notifications_can_be_turned_off(imported: Synthesized) -> None:
+    assert imported.resources("Custom::S3BucketNotifications") == {}
+
+
+def test_imported_source_bucket_gets_notifications(destroyable: Synthesized) -> None:
+    notifications = destroyable.only("Custom::S3BucketNotifications")["Properties"]
+    assert (notifications["BucketName"], notifications["Managed"]) == (IMPORTED_SOURCE, False)
+
+
+def _staged_function_code(synthesized: Synthesized) -> Path:
+    asset_hash = _function(synthesized)["Code"]["S3Key"].removesuffix(".zip")
+    return Path(synthesized.stack.node.root.outdir) / f"asset.{asset_hash}"
+
+
+def test_function_code_holds_handler_and_package(default: Synthesized) -> None:
+    code = _staged_function_code(default)
+    assert (code / "handler.py").is_file()
+    assert (code / "iiif_process_ecs" / "__init__.py").is_file()
+
+
+def test_function_code_leaves_out_requirements(default: Synthesized) -> None:
+    assert not (_staged_function_code(default) / "requirements.txt").exists()
