@@ -1,0 +1,21 @@
+"""Lambda entry point: event → records → started tasks → response.
+
+Deployed from the `lambda_src/` folder, so the `iiif_process_ecs` package sits beside this file.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from iiif_process_ecs.service import handle_event
+
+
+def handler(event: Any, context: Any) -> dict[str, Any]:
+    """Start `iiif-process` tasks for the images an event names; never waits for them.
+
+    Returns ``{"launched": [{"uri", "task_arn"}], "skipped": [{"uri", "reason"}],
+    "failed": [{"uri", "reason"}], "tasks": [...]}``. Raises TasksNotStarted when AWS did not
+    start some URIs, so that Lambda retries the event (the clientToken keeps started batches
+    from starting twice) and finally sends it to the dead-letter queue.
+    """
+    return handle_event(event, context)

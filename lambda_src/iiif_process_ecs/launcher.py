@@ -1,0 +1,170 @@
+"""Start one ECS task per batch with RunTask; retry what is worth retrying within a time budget."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .batching import STARTED_BY, Batch, network_configuration
+from .logs import log
+from .settings import Settings
+
+# Errors that can go away by themselves. Anything else from RunTask is a configuration problem
+# (AccessDenied, ClientException, InvalidParameterException, ClusterNotFoundException, ...).
+RETRYABLE_ERROR_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "Throttling",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ServerException",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+    }
+)
+
+
+def is_retryable_failure_reason(reason: str) -> bool:
+    """RunTask ``failures[].reason`` values that mean "no capacity right now"."""
+    return reason.startswith("RESOURCE:") or "capacity" in reason.lower() or reason == "AGENT"
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff with full jitter; ``reserve`` seconds of the budget are never used."""
+
+    base: float = 0.5
+    cap: float = 8.0
+    max_attempts: int = 8
+    reserve: float = 5.0
+
+    def delay(self, attempt: int, rand: Callable[[], float]) -> float:
+        return rand() * min(self.cap, self.base * (2**attempt))
+
+
+@dataclass
+class LaunchReport:
+    """What happened to the batches: URIs launched with their task, and URIs that failed."""
+
+    launched: list[tuple[str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+
+
+class Launcher:
+    """Runs batches as Fargate tasks.
+
+    ``remaining_seconds`` says how much time is left (the Lambda context's remaining time, or a
+    CLI budget); ``sleep`` and ``rand`` are injectable so tests do not wait.
+    """
+
+    def __init__(
+        self,
+        ecs: Any,
+        settings: Settings,
+        *,
+        remaining_seconds: Callable[[], float],
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self.ecs = ecs
+        self.settings = settings
+        self.remaining_seconds = remaining_seconds
+        self.sleep = sleep
+        self.rand = rand
+        self.backoff = backoff or Backoff()
+
+    def launch_all(self, batches: Sequence[Batch]) -> LaunchReport:
+        """Start every batch; each stands alone, so one failing batch does not stop the others."""
+        report = LaunchReport()
+        for batch in batches:
+            task_arn, error = self.launch(batch)
+            if task_arn is not None:
+                report.tasks.append(task_arn)
+                report.launched.extend((uri, task_arn) for uri in batch.uris)
+            else:
+                report.failed.extend((uri, error) for uri in batch.uris)
+        return report
+
+    def launch(self, batch: Batch) -> tuple[str | None, str]:
+        """Start one task for ``batch``: return (task ARN, "") or (None, reason)."""
+        attempt = 0
+        while True:
+            task_arn, error, retryable = self._call(batch)
+            if task_arn is not None:
+                log(
+                    "task started",
+                    task_arn=task_arn,
+                    uris=list(batch.uris),
+                    client_token=batch.client_token,
+                    attempts=attempt + 1,
+                )
+                return task_arn, ""
+            attempt += 1
+            if not retryable:
+                log("task not started", reason=error, uris=list(batch.uris), retryable=False)
+                return None, f"RunTask failed (not retried): {error}"
+            delay = self.backoff.delay(attempt, self.rand)
+            if (
+                attempt >= self.backoff.max_attempts
+                or self.remaining_seconds() - delay < self.backoff.reserve
+            ):
+                log(
+                    "task not started",
+                    reason=error,
+                    uris=list(batch.uris),
+                    retryable=True,
+                    attempts=attempt,
+                )
+                return None, f"RunTask failed after {attempt} attempt(s): {error}"
+            log("retrying RunTask", reason=error, attempt=attempt, delay=round(delay, 3))
+            self.sleep(delay)
+
+    def _call(self, batch: Batch) -> tuple[str | None, str, bool]:
+        """One RunTask call: (task ARN, "", _) or (None, reason, retryable)."""
+        try:
+            response = self.ecs.run_task(
+                cluster=self.settings.cluster,
+                taskDefinition=self.settings.task_definition,
+                count=1,
+                launchType="FARGATE",
+                networkConfiguration=network_configuration(self.settings),
+                overrides=batch.overrides,
+                startedBy=STARTED_BY,
+                clientToken=batch.client_token,
+            )
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            message = error.response.get("Error", {}).get("Message", "")
+            if code == "ConflictException":
+                # The token was used before: the batch already has its task(s).
+                existing = error.response.get("resourceIds") or []
+                if existing:
+                    return str(existing[0]), "", False
+            return None, f"{code}: {message}".strip(": "), code in RETRYABLE_ERROR_CODES
+        except BotoCoreError as error:
+            # Connection problems and the like: worth another try.
+            return None, f"{type(error).__name__}: {error}", True
+
+        # Partial success raises nothing: read failures[] every time.
+        failures = response.get("failures") or []
+        tasks = response.get("tasks") or []
+        if tasks:
+            return tasks[0]["taskArn"], "", False
+        if failures:
+            reasons = "; ".join(
+                f"{failure.get('reason', '?')}"
+                + (f" ({failure['detail']})" if failure.get("detail") else "")
+                for failure in failures
+            )
+            retryable = all(is_retryable_failure_reason(f.get("reason", "")) for f in failures)
+            return None, f"RunTask failures: {reasons}", retryable
+        return None, "RunTask returned neither tasks nor failures", True

@@ -1,0 +1,104 @@
+"""The handler's logic, shared by `handler.handler` and `iiif-process-ecs -mode lambda`."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .dsn import session_from_dsn
+from .events import parse_event
+from .launcher import Backoff
+from .logs import log
+from .settings import Settings, load_settings
+from .trigger import Outcome, start_tasks
+
+# Without a Lambda context (local runs), retries may use this much time.
+DEFAULT_TIME_BUDGET = 60.0
+
+
+class TasksNotStarted(RuntimeError):
+    """AWS did not start some URIs; raised after logging so that Lambda retries the event."""
+
+    def __init__(self, outcome: Outcome) -> None:
+        self.outcome = outcome
+        uris = [entry["uri"] for entry in outcome.aws_failed]
+        super().__init__(
+            f"{len(uris)} URI(s) not started because of AWS errors: "
+            + json.dumps(outcome.response(), ensure_ascii=False)
+        )
+
+
+def remaining_seconds_of(context: Any, budget: float = DEFAULT_TIME_BUDGET) -> Callable[[], float]:
+    """Remaining time from a Lambda context, or a fixed budget when there is none."""
+    if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+        return lambda: context.get_remaining_time_in_millis() / 1000.0
+    import time
+
+    deadline = time.monotonic() + budget
+    return lambda: deadline - time.monotonic()
+
+
+def run_event(
+    event: Any,
+    *,
+    settings: Settings,
+    ecs: Any,
+    remaining_seconds: Callable[[], float],
+    sleep: Callable[[float], None] | None = None,
+    rand: Callable[[], float] | None = None,
+    backoff: Backoff | None = None,
+) -> Outcome:
+    """Parse ``event`` and start tasks for its objects (raises InvalidEvent for a bad event)."""
+    parsed = parse_event(event, source_bucket=settings.source_bucket)
+    log(
+        "event received",
+        shape=parsed.shape,
+        uris=[record.key for record in parsed.objects],
+        rejected=len(parsed.rejected),
+    )
+    return start_tasks(
+        parsed.objects,
+        parsed.rejected,
+        settings=settings,
+        ecs=ecs,
+        remaining_seconds=remaining_seconds,
+        sleep=sleep,
+        rand=rand,
+        backoff=backoff,
+    )
+
+
+def handle_event(
+    event: Any,
+    context: Any,
+    *,
+    environ: Mapping[str, str] | None = None,
+    ecs: Any = None,
+    sleep: Callable[[float], None] | None = None,
+    rand: Callable[[], float] | None = None,
+) -> dict[str, Any]:
+    """Settings from the environment, an ECS client from the DSN, then run_event.
+
+    Returns the response dict, or raises TasksNotStarted when AWS left URIs unstarted.
+    """
+    settings = load_settings(environ)
+    if ecs is None:
+        ecs = session_from_dsn(settings.ecs_dsn).client("ecs")
+    outcome = run_event(
+        event,
+        settings=settings,
+        ecs=ecs,
+        remaining_seconds=remaining_seconds_of(context),
+        sleep=sleep,
+        rand=rand,
+    )
+    if outcome.aws_failed:
+        log(
+            "invocation failed: URIs not started",
+            level="ERROR",
+            not_started=outcome.aws_failed,
+            response=outcome.response(),
+        )
+        raise TasksNotStarted(outcome)
+    return outcome.response()

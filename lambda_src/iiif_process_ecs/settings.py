@@ -1,0 +1,179 @@
+"""Typed settings of the trigger, and the one function that reads the process environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_CONFIG = "/etc/go-iiif/config.json"
+DEFAULT_INSTRUCTIONS = "/etc/go-iiif/instructions.json"
+DEFAULT_REPORT_NAME = "process.json"
+DEFAULT_MAX_URIS_PER_TASK = 50
+ASSIGN_PUBLIC_IP_VALUES = ("ENABLED", "DISABLED")
+
+REQUIRED_VARIABLES = (
+    "IIIF_PROCESS_CLUSTER",
+    "IIIF_PROCESS_TASK",
+    "IIIF_PROCESS_CONTAINER",
+    "IIIF_PROCESS_SUBNET",
+    "IIIF_PROCESS_SECURITY_GROUP",
+)
+
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
+_FALSE = frozenset({"0", "false", "f", "no", "n", "off", ""})
+
+
+class SettingsError(ValueError):
+    """A setting is missing or has a value that cannot be used; the message names it."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+_VARIABLE_OF_FIELD = {
+    "cluster": "IIIF_PROCESS_CLUSTER",
+    "task_definition": "IIIF_PROCESS_TASK",
+    "container": "IIIF_PROCESS_CONTAINER",
+    "subnets": "IIIF_PROCESS_SUBNET",
+    "security_groups": "IIIF_PROCESS_SECURITY_GROUP",
+    "assign_public_ip": "IIIF_PROCESS_ASSIGN_PUBLIC_IP",
+    "config_path": "IIIF_PROCESS_CONFIG",
+    "instructions_path": "IIIF_PROCESS_INSTRUCTIONS",
+    "report_name": "IIIF_PROCESS_REPORT_NAME",
+    "max_uris_per_task": "IIIF_PROCESS_MAX_URIS_PER_TASK",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything needed to start `iiif-process` tasks (see docs/contracts.md)."""
+
+    cluster: str
+    task_definition: str
+    container: str
+    subnets: tuple[str, ...]
+    security_groups: tuple[str, ...]
+    assign_public_ip: str = "ENABLED"
+    config_path: str = DEFAULT_CONFIG
+    instructions_path: str = DEFAULT_INSTRUCTIONS
+    report: bool = False
+    report_name: str = DEFAULT_REPORT_NAME
+    source_bucket: str | None = None
+    max_uris_per_task: int = DEFAULT_MAX_URIS_PER_TASK
+    strip_paths: bool = False
+    ecs_dsn: str = ""
+
+    def __post_init__(self) -> None:
+        for name in ("cluster", "task_definition", "container", "config_path", "instructions_path"):
+            if not getattr(self, name):
+                raise SettingsError(f"setting {name} must not be empty", name)
+        if not self.subnets:
+            raise SettingsError("setting subnets needs at least one subnet ID", "subnets")
+        if not self.security_groups:
+            raise SettingsError(
+                "setting security_groups needs at least one security group ID", "security_groups"
+            )
+        if self.assign_public_ip not in ASSIGN_PUBLIC_IP_VALUES:
+            raise SettingsError(
+                "setting assign_public_ip must be ENABLED or DISABLED, "
+                f"not {self.assign_public_ip!r}",
+                "assign_public_ip",
+            )
+        if self.max_uris_per_task < 1:
+            raise SettingsError(
+                f"setting max_uris_per_task must be at least 1, not {self.max_uris_per_task}",
+                "max_uris_per_task",
+            )
+        if not self.report_name or "/" in self.report_name:
+            raise SettingsError(
+                f"setting report_name must be a plain file name, not {self.report_name!r}",
+                "report_name",
+            )
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """Split a comma-separated list (the seed's form for subnets and security groups)."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def parse_bool(name: str, value: str) -> bool:
+    """Parse a boolean the way Go's strconv.ParseBool and most shells mean it."""
+    lowered = value.strip().lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise SettingsError(f"{name} must be true or false, not {value!r}")
+
+
+def parse_int(name: str, value: str) -> int:
+    """Parse an integer setting, naming the setting when it is not one."""
+    try:
+        return int(value.strip())
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, not {value!r}") from None
+
+
+def default_ecs_dsn(region: str | None) -> str:
+    """The DSN used when IIIF_PROCESS_ECS_DSN is unset: the runtime's region, IAM credentials."""
+    if not region:
+        raise SettingsError(
+            "IIIF_PROCESS_ECS_DSN is not set and neither is AWS_REGION (or AWS_DEFAULT_REGION)"
+        )
+    return f"region={region} credentials=iam:"
+
+
+def read_environment() -> dict[str, str]:
+    """Return a copy of the process environment.
+
+    This is the only place in the package that reads ``os.environ``; everything else takes a
+    mapping, so tests and the CLI can pass their own.
+    """
+    return dict(os.environ)
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from ``IIIF_PROCESS_*`` variables (the process environment by default).
+
+    Raises SettingsError naming the first missing or malformed variable.
+    """
+    env = read_environment() if environ is None else environ
+    missing = [name for name in REQUIRED_VARIABLES if not env.get(name, "").strip()]
+    if missing:
+        raise SettingsError("missing required environment variable(s): " + ", ".join(missing))
+
+    def get(name: str, default: str) -> str:
+        value = env.get(name)
+        return default if value is None or value.strip() == "" else value.strip()
+
+    region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
+    dsn = env.get("IIIF_PROCESS_ECS_DSN", "").strip() or default_ecs_dsn(region)
+    source_bucket = env.get("IIIF_PROCESS_SOURCE_BUCKET", "").strip() or None
+    try:
+        return Settings(
+            cluster=env["IIIF_PROCESS_CLUSTER"].strip(),
+            task_definition=env["IIIF_PROCESS_TASK"].strip(),
+            container=env["IIIF_PROCESS_CONTAINER"].strip(),
+            subnets=split_list(env["IIIF_PROCESS_SUBNET"]),
+            security_groups=split_list(env["IIIF_PROCESS_SECURITY_GROUP"]),
+            assign_public_ip=get("IIIF_PROCESS_ASSIGN_PUBLIC_IP", "ENABLED").upper(),
+            config_path=get("IIIF_PROCESS_CONFIG", DEFAULT_CONFIG),
+            instructions_path=get("IIIF_PROCESS_INSTRUCTIONS", DEFAULT_INSTRUCTIONS),
+            report=parse_bool("IIIF_PROCESS_REPORT", get("IIIF_PROCESS_REPORT", "false")),
+            report_name=get("IIIF_PROCESS_REPORT_NAME", DEFAULT_REPORT_NAME),
+            source_bucket=source_bucket,
+            max_uris_per_task=parse_int(
+                "IIIF_PROCESS_MAX_URIS_PER_TASK",
+                get("IIIF_PROCESS_MAX_URIS_PER_TASK", str(DEFAULT_MAX_URIS_PER_TASK)),
+            ),
+            strip_paths=parse_bool(
+                "IIIF_PROCESS_STRIP_PATHS", get("IIIF_PROCESS_STRIP_PATHS", "false")
+            ),
+            ecs_dsn=dsn,
+        )
+    except SettingsError as error:
+        variable = _VARIABLE_OF_FIELD.get(error.field or "")
+        where = f" ({variable})" if variable else ""
+        raise SettingsError(f"invalid environment{where}: {error}", error.field) from None

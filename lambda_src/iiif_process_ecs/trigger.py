@@ -1,0 +1,118 @@
+"""From object records to started tasks: the one plain function behind handler and CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .batching import pack
+from .events import ObjectRecord, RejectedRecord
+from .keys import check_key, strip_path, strip_path_collisions
+from .launcher import Backoff, Launcher
+from .logs import log
+from .settings import Settings
+
+
+@dataclass
+class Outcome:
+    """Where every URI ended: launched (with its task), skipped or failed (with a reason).
+
+    ``aws_failed`` holds the URIs that AWS did not start (these make the Lambda raise);
+    ``failed`` also holds the input problems that no retry can fix.
+    """
+
+    launched: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
+    aws_failed: list[dict[str, str]] = field(default_factory=list)
+
+    def response(self) -> dict[str, Any]:
+        """The handler's JSON-serialisable response."""
+        return {
+            "launched": list(self.launched),
+            "skipped": list(self.skipped),
+            "failed": list(self.failed),
+            "tasks": list(self.tasks),
+        }
+
+
+def start_tasks(
+    objects: Iterable[ObjectRecord],
+    rejected: Iterable[RejectedRecord] = (),
+    *,
+    settings: Settings,
+    ecs: Any,
+    remaining_seconds: Callable[[], float],
+    sleep: Callable[[float], None] | None = None,
+    rand: Callable[[], float] | None = None,
+    backoff: Backoff | None = None,
+    nonce: str = "",
+) -> Outcome:
+    """Check keys, apply -strip-paths, pack batches, start them; account for every URI."""
+    outcome = Outcome()
+    for record in rejected:
+        bucket = outcome.skipped if record.outcome == "skipped" else outcome.failed
+        bucket.append({"uri": record.uri, "reason": record.reason})
+
+    # Duplicates within one event collapse into one URI; order becomes sorted, so the same
+    # set of keys always packs into the same batches (and the same clientTokens).
+    identities: dict[str, set[str]] = {}
+    for record in objects:
+        verdict = check_key(record.key, record.size)
+        if verdict is not None:
+            target = outcome.skipped if verdict.outcome == "skipped" else outcome.failed
+            target.append({"uri": record.key, "reason": verdict.reason})
+            continue
+        identities.setdefault(record.key, set())
+        if record.identity:
+            identities[record.key].add(record.identity)
+
+    keys = sorted(identities)
+    if settings.strip_paths:
+        collisions = strip_path_collisions(keys)
+        for key in keys:
+            if key in collisions:
+                outcome.failed.append({"uri": key, "reason": collisions[key]})
+        keys = [key for key in keys if key not in collisions]
+
+    items = [
+        (
+            key,
+            strip_path(key) if settings.strip_paths else key,
+            ",".join(sorted(identities[key])),
+        )
+        for key in keys
+    ]
+    batches, too_large = pack(settings, items, nonce=nonce)
+    for uri, reason in too_large:
+        outcome.failed.append({"uri": uri, "reason": reason})
+    log(
+        "batches planned",
+        batches=[{"uris": list(b.uris), "client_token": b.client_token} for b in batches],
+        skipped=outcome.skipped,
+        failed=outcome.failed,
+    )
+
+    kwargs: dict[str, Any] = {"remaining_seconds": remaining_seconds, "backoff": backoff}
+    if sleep is not None:
+        kwargs["sleep"] = sleep
+    if rand is not None:
+        kwargs["rand"] = rand
+    report = Launcher(ecs, settings, **kwargs).launch_all(batches)
+    outcome.tasks.extend(report.tasks)
+    outcome.launched.extend({"uri": uri, "task_arn": arn} for uri, arn in report.launched)
+    for uri, reason in report.failed:
+        entry = {"uri": uri, "reason": reason}
+        outcome.failed.append(entry)
+        outcome.aws_failed.append(entry)
+    log(
+        "launch finished",
+        tasks=outcome.tasks,
+        launched=len(outcome.launched),
+        skipped=len(outcome.skipped),
+        failed=len(outcome.failed),
+        not_started_by_aws=[entry["uri"] for entry in outcome.aws_failed],
+    )
+    return outcome
