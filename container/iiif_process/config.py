@@ -1,0 +1,243 @@
+"""go-iiif config files of both generations, read into one frozen :class:`Config`.
+
+Seed era (go-iiif 2019): stores are ``{"name": "S3"|"Disk"|"Memory"|"Blob", "path", "prefix",
+"region"}``. go-iiif v7+: stores are ``{"uri": "s3blob://bucket?region=R&prefix=P" |
+"s3://bucket/prefix" | "file:///dir" | "mem://" | "memory://"}``. Blocks this tool has no use for
+are ignored with a debug log. Our own settings live in the block ``"iiif_process"``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# Default pixel limit: comfortably above 100 MP photographs, far below a decompression bomb.
+DEFAULT_MAX_PIXELS = 200_000_000
+SERVICES = ("palette", "blurhash", "imagehash")
+_KNOWN_BLOCKS = {
+    "level",
+    "profile",
+    "palette",
+    "palette_service",
+    "blurhash",
+    "blurhash_service",
+    "imagehash",
+    "imagehash_service",
+    "graphics",
+    "features",
+    "images",
+    "derivatives",
+    "iiif_process",
+}
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Where a store lives: ``kind`` is ``s3``, ``disk`` or ``memory``."""
+
+    kind: str
+    bucket: str = ""
+    prefix: str = ""
+    region: str | None = None
+    path: str = ""
+
+    def describe(self) -> str:
+        """A URI-like description for logs and reports."""
+        if self.kind == "s3":
+            return f"s3://{self.bucket}/{self.prefix}"
+        if self.kind == "disk":
+            return f"file://{self.path}"
+        return f"mem://{self.path}"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything the processor needs from a config file (plus command-line overrides)."""
+
+    source: StoreSpec
+    derivatives: StoreSpec
+    services: tuple[str, ...] = ()
+    disabled_features: frozenset[str] = frozenset()
+    palette_count: int = 5
+    palette_extruder: str = "vibrant"
+    blurhash_x: int = 8
+    blurhash_y: int = 8
+    blurhash_size: int = 200
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    workers: int = 0  # 0 = one per available CPU
+    memory_budget_mb: int = 0  # 0 = 70 % of the task's (cgroup) memory
+
+
+def _norm_prefix(prefix: str) -> str:
+    prefix = prefix.strip("/")
+    return f"{prefix}/" if prefix else ""
+
+
+def parse_store_uri(uri: str) -> StoreSpec:
+    """Parse a go-iiif v7+ store URI (``s3blob://``, ``s3://``, ``file://``, ``mem://``)."""
+    if not isinstance(uri, str) or not uri:
+        raise ConfigError(f"store URI must be a non-empty string, not {uri!r}")
+    parts = urlsplit(uri)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    scheme = parts.scheme.lower()
+    if scheme in ("s3blob", "s3"):
+        if not parts.netloc:
+            raise ConfigError(f"store URI {uri!r} names no bucket")
+        prefix = query.pop("prefix", "") or unquote(parts.path)
+        region = query.pop("region", None)
+        for key in query:
+            log.debug("ignoring store URI parameter", extra={"uri": uri, "parameter": key})
+        return StoreSpec("s3", bucket=parts.netloc, prefix=_norm_prefix(prefix), region=region)
+    if scheme == "file":
+        path = unquote(parts.path)
+        if parts.netloc not in ("", "localhost") or not path.startswith("/"):
+            raise ConfigError(f"store URI {uri!r} must be file:///ABSOLUTE/DIR")
+        return StoreSpec("disk", path=path)
+    if scheme in ("mem", "memory"):
+        return StoreSpec("memory", path=parts.netloc + parts.path)
+    raise ConfigError(f"store URI {uri!r} has an unsupported scheme {scheme!r}")
+
+
+def parse_store(block: Any, where: str) -> StoreSpec:
+    """Parse a store block of either generation (``uri`` or ``name``/``path``/``prefix``)."""
+    if not isinstance(block, Mapping):
+        raise ConfigError(f"config {where} must be an object")
+    if block.get("uri"):
+        return parse_store_uri(block["uri"])
+    name = str(block.get("name", "")).lower()
+    path = str(block.get("path", "") or "")
+    if name == "s3":
+        bucket, _, extra = path.partition("/")
+        if not bucket:
+            raise ConfigError(f"config {where}: S3 needs the bucket name in 'path'")
+        prefix = "/".join(
+            p for p in (extra.strip("/"), str(block.get("prefix", "")).strip("/")) if p
+        )
+        return StoreSpec(
+            "s3", bucket=bucket, prefix=_norm_prefix(prefix), region=block.get("region")
+        )
+    if name == "disk":
+        if not path.startswith("/"):
+            raise ConfigError(f"config {where}: Disk needs an absolute directory in 'path'")
+        return StoreSpec("disk", path=path)
+    if name == "memory":
+        return StoreSpec("memory")
+    if name in ("blob", "uri"):
+        return parse_store_uri(path)
+    raise ConfigError(f"config {where}: unsupported store {block.get('name')!r}")
+
+
+def _positive_int(value: Any, what: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what} must be an integer, not {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{what} must not be negative, not {value!r}")
+    return number
+
+
+def _disabled_features(features: Any) -> frozenset[str]:
+    if not isinstance(features, Mapping):
+        return frozenset()
+    disable = features.get("disable") or {}
+    names: set[str] = set()
+    if isinstance(disable, Mapping):
+        for values in disable.values():
+            if isinstance(values, list):
+                names.update(str(v) for v in values)
+    return frozenset(names)
+
+
+def _services(profile: Any) -> tuple[str, ...]:
+    enabled: list[str] = []
+    services = (profile or {}).get("services") if isinstance(profile, Mapping) else None
+    names = (services or {}).get("enable", []) if isinstance(services, Mapping) else []
+    for name in names or []:
+        if name in SERVICES:
+            enabled.append(name)
+        else:
+            log.warning("ignoring unsupported service", extra={"service": name})
+    return tuple(enabled)
+
+
+def parse_config(data: Any) -> Config:
+    """Read a config document (already JSON-decoded) of either generation."""
+    if not isinstance(data, Mapping):
+        raise ConfigError("config must be a JSON object")
+    for key in data:
+        if key not in _KNOWN_BLOCKS:
+            log.debug("ignoring unknown config block", extra={"block": key})
+    if "graphics" in data:
+        log.debug("graphics block ignored: this tool always uses libvips")
+    images = data.get("images") or {}
+    derivatives = data.get("derivatives") or {}
+    if not isinstance(images, Mapping) or not isinstance(derivatives, Mapping):
+        raise ConfigError("config images and derivatives must be objects")
+    if "source" not in images:
+        raise ConfigError("config has no images.source")
+    if "cache" not in derivatives:
+        raise ConfigError("config has no derivatives.cache")
+    source = parse_store(images["source"], "images.source")
+    cache = parse_store(derivatives["cache"], "derivatives.cache")
+
+    palette_count, extruder = 5, "vibrant"
+    if isinstance(data.get("palette_service"), Mapping):
+        extruders = data["palette_service"].get("extruders") or [{}]
+        first = extruders[0] if isinstance(extruders[0], Mapping) else {}
+        palette_count = _positive_int(first.get("count", 5), "palette_service count")
+        extruder = str(first.get("uri", "vibrant://")).split(":", 1)[0] or "vibrant"
+    elif isinstance(data.get("palette"), Mapping):
+        first = data["palette"].get("extruder") or {}
+        palette_count = _positive_int(first.get("count", 5), "palette extruder count")
+        extruder = str(first.get("name", "vibrant")) or "vibrant"
+    blurhash = data.get("blurhash_service") or data.get("blurhash") or {}
+    own = data.get("iiif_process") or {}
+    if not isinstance(own, Mapping) or not isinstance(blurhash, Mapping):
+        raise ConfigError("config blocks iiif_process and blurhash must be objects")
+    return Config(
+        source=source,
+        derivatives=cache,
+        services=_services(data.get("profile")),
+        disabled_features=_disabled_features(data.get("features")),
+        palette_count=max(1, palette_count),
+        palette_extruder=extruder,
+        blurhash_x=min(9, max(1, _positive_int(blurhash.get("x", 8), "blurhash x"))),
+        blurhash_y=min(9, max(1, _positive_int(blurhash.get("y", 8), "blurhash y"))),
+        blurhash_size=max(1, _positive_int(blurhash.get("size", 200), "blurhash size")),
+        max_pixels=_positive_int(
+            own.get("max_pixels", DEFAULT_MAX_PIXELS), "iiif_process.max_pixels"
+        ),
+        workers=_positive_int(own.get("workers", 0), "iiif_process.workers"),
+        memory_budget_mb=_positive_int(
+            own.get("memory_budget_mb", 0), "iiif_process.memory_budget_mb"
+        ),
+    )
+
+
+def with_overrides(
+    config: Config,
+    *,
+    source_uri: str | None = None,
+    derivatives_uri: str | None = None,
+    max_pixels: int | None = None,
+    workers: int | None = None,
+) -> Config:
+    """Apply command-line / environment overrides (``-config-images-source-uri`` etc.)."""
+    changes: dict[str, Any] = {}
+    if source_uri:
+        changes["source"] = parse_store_uri(source_uri)
+    if derivatives_uri:
+        changes["derivatives"] = parse_store_uri(derivatives_uri)
+    if max_pixels is not None:
+        changes["max_pixels"] = max_pixels
+    if workers is not None:
+        changes["workers"] = workers
+    return replace(config, **changes)

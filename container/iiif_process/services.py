@@ -1,0 +1,185 @@
+"""go-iiif's report services: ``palette``, ``blurhash`` and ``imagehash``, computed on a small
+sRGB copy of the (EXIF-oriented) image.
+
+The algorithms follow the libraries go-iiif uses (blurhash's reference encoder, goimagehash's
+average and difference hashes); values can differ from go-iiif's in the last bits because the
+downscaling filters differ. The palette is a population-ranked colour quantisation reported in
+go-iiif's shape ``{"name", "hex", "reference"}``.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+from typing import Any
+
+import pyvips
+
+_BASE83 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz#$%*+,-.:;=?@[]^_{|}~"
+
+
+def fit_box(width: int, height: int, box: int) -> tuple[int, int]:
+    """Dimensions scaled down to fit a box x box square (never enlarged)."""
+    scale = min(1.0, box / max(width, height))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _rgb(image: pyvips.Image) -> pyvips.Image:
+    if image.hasalpha():
+        image = image.flatten(background=255)
+    if image.bands == 1:
+        image = image.bandjoin([image, image])
+    return image.cast("uchar")
+
+
+def _encode83(value: int, length: int) -> str:
+    return "".join(_BASE83[(value // 83 ** (length - i - 1)) % 83] for i in range(length))
+
+
+def _linear_to_srgb(value: float) -> int:
+    v = max(0.0, min(1.0, value))
+    if v <= 0.0031308:
+        return int(v * 12.92 * 255 + 0.5)
+    return int((1.055 * v ** (1 / 2.4) - 0.055) * 255 + 0.5)
+
+
+def _sign_pow(value: float, exp: float) -> float:
+    return math.copysign(abs(value) ** exp, value)
+
+
+def blurhash(image: pyvips.Image, x_components: int, y_components: int) -> str:
+    """The BlurHash of an sRGB image (reference algorithm; basis sums computed by libvips)."""
+    image = _rgb(image)
+    width, height = image.width, image.height
+    # sRGB → linear light through a 256-entry lookup table.
+    lut = pyvips.Image.new_from_list(
+        [
+            [
+                (v / 255 / 12.92) if v / 255 <= 0.04045 else ((v / 255 + 0.055) / 1.055) ** 2.4
+                for v in range(256)
+            ]
+        ]
+    )
+    linear = image.maplut(lut).copy_memory()
+    # Separable sums: libvips sums each row against cos(pi i x / W) (one pass per i); the
+    # small sums against cos(pi j y / H) are done here.
+    sums: list[list[tuple[float, ...]]] = []
+    for i in range(x_components):
+        row = pyvips.Image.new_from_list(
+            [[math.cos(math.pi * i * x / width) for x in range(width)]]
+        ).replicate(1, height)
+        _, rows = (linear * row).project()
+        values = array.array("d")
+        values.frombytes(rows.cast("double").write_to_memory())
+        sums.append([tuple(values[y * 3 : y * 3 + 3]) for y in range(height)])
+    cos_y = [
+        [math.cos(math.pi * j * y / height) for y in range(height)] for j in range(y_components)
+    ]
+    factors: list[tuple[float, ...]] = []
+    for j in range(y_components):
+        for i in range(x_components):
+            norm = (1.0 if i == 0 and j == 0 else 2.0) / (width * height)
+            factors.append(
+                tuple(
+                    norm * sum(c * s[b] for c, s in zip(cos_y[j], sums[i], strict=True))
+                    for b in range(3)
+                )
+            )
+    dc, ac = factors[0], factors[1:]
+    out = _encode83((x_components - 1) + (y_components - 1) * 9, 1)
+    if ac:
+        actual_max = max(abs(v) for f in ac for v in f)
+        quantised = int(max(0, min(82, math.floor(actual_max * 166 - 0.5))))
+        maximum = (quantised + 1) / 166
+        out += _encode83(quantised, 1)
+    else:
+        maximum = 1.0
+        out += _encode83(0, 1)
+    r, g, b = (_linear_to_srgb(v) for v in dc)
+    out += _encode83((r << 16) + (g << 8) + b, 4)
+    for f in ac:
+        qr, qg, qb = (
+            int(max(0, min(18, math.floor(_sign_pow(v / maximum, 0.5) * 9 + 9.5)))) for v in f
+        )
+        out += _encode83(qr * 19 * 19 + qg * 19 + qb, 2)
+    return out
+
+
+def _grey_values(image: pyvips.Image, width: int, height: int) -> list[float]:
+    image = _rgb(image)
+    small = image.resize(width / image.width, vscale=height / image.height, kernel="linear")
+    small = small.embed(0, 0, width, height, extend="copy")
+    # goimagehash's grey: 0.299 R + 0.587 G + 0.114 B.
+    grey = small.recomb(pyvips.Image.new_from_list([[0.299, 0.587, 0.114]])).cast("float")
+    values = array.array("f")
+    values.frombytes(grey.write_to_memory())
+    return list(values)
+
+
+def imagehash(image: pyvips.Image) -> dict[str, str]:
+    """goimagehash's average (8x8) and difference (9x8) hashes as ``a:``/``d:`` hex strings."""
+    pixels = _grey_values(image, 8, 8)
+    mean = sum(pixels) / len(pixels)
+    average = 0
+    for idx, value in enumerate(pixels):
+        if value > mean:
+            average |= 1 << (len(pixels) - idx - 1)
+    rows = _grey_values(image, 9, 8)
+    difference, idx = 0, 0
+    for y in range(8):
+        for x in range(8):
+            if rows[y * 9 + x] < rows[y * 9 + x + 1]:
+                difference |= 1 << (64 - idx - 1)
+            idx += 1
+    return {"average": f"a:{average:016x}", "difference": f"d:{difference:016x}"}
+
+
+def palette(image: pyvips.Image, count: int, reference: str) -> list[dict[str, str]]:
+    """The ``count`` dominant, mutually distinct colours, most populous first."""
+    image = _rgb(image)
+    w, h = fit_box(image.width, image.height, 100)
+    small = image.resize(w / image.width, vscale=h / image.height)
+    data = bytes(small.write_to_memory())
+    buckets: dict[int, list[int]] = {}
+    for offset in range(0, len(data) - 2, 3):
+        r, g, b = data[offset], data[offset + 1], data[offset + 2]
+        key = (r >> 4) << 8 | (g >> 4) << 4 | (b >> 4)
+        entry = buckets.get(key)
+        if entry is None:
+            buckets[key] = [1, r, g, b]
+        else:
+            entry[0] += 1
+            entry[1] += r
+            entry[2] += g
+            entry[3] += b
+    ranked = sorted(buckets.values(), key=lambda e: -e[0])
+    chosen: list[tuple[int, int, int]] = []
+    for min_distance in (48, 24, 0):
+        for n, r, g, b in ranked:
+            colour = (round(r / n), round(g / n), round(b / n))
+            if len(chosen) >= count:
+                break
+            if all(math.dist(colour, c) > min_distance for c in chosen) and colour not in chosen:
+                chosen.append(colour)
+        if len(chosen) >= count:
+            break
+    result = []
+    for r, g, b in chosen:
+        hex_value = f"#{r:02x}{g:02x}{b:02x}"
+        result.append({"name": hex_value, "hex": hex_value, "reference": reference})
+    return result
+
+
+def compute_services(
+    names: tuple[str, ...], thumbnail: pyvips.Image, *, x: int, y: int, count: int, extruder: str
+) -> dict[str, Any]:
+    """Run the enabled services on a thumbnail; returns report fields keyed by service name."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if name == "palette":
+            out["palette"] = palette(thumbnail, count, extruder)
+        elif name == "blurhash":
+            out["blurhash"] = blurhash(thumbnail, x, y)
+        elif name == "imagehash":
+            out["imagehash"] = imagehash(thumbnail)
+    return out

@@ -1,0 +1,246 @@
+"""Image sources and derivative caches: S3 (boto3), local disk and memory, with key safety.
+
+Every key goes through :func:`safe_key` before any read or write, and the disk store also checks
+the resolved path, so nothing outside a store's root can be read or written.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import tempfile
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .config import StoreSpec
+from .errors import SourceNotFoundError, StoreError, UnsafeURIError
+
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+MAX_KEY_BYTES = 1024
+
+
+def safe_key(uri: str) -> str:
+    """Return ``uri`` as a store-relative key, or raise :class:`UnsafeURIError` saying why.
+
+    Refused: empty keys, control characters, absolute paths, ``.``/``..`` segments, any URI
+    scheme (``s3://``, ``file://``, ``http://``...: only keys relative to the configured source
+    are processed), and keys longer than S3 allows.
+    """
+    if not isinstance(uri, str) or not uri:
+        raise UnsafeURIError("empty URI")
+    if _CONTROL.search(uri):
+        raise UnsafeURIError(f"URI {uri!r} contains control characters")
+    if _SCHEME.match(uri):
+        raise UnsafeURIError(f"URI {uri!r} has a scheme; give a key relative to the source")
+    if uri.startswith(("/", "\\")):
+        raise UnsafeURIError(f"URI {uri!r} is an absolute path")
+    segments = re.split(r"[/\\]", uri)
+    if any(seg in (".", "..") for seg in segments):
+        raise UnsafeURIError(f"URI {uri!r} contains a '.' or '..' segment")
+    if len(uri.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise UnsafeURIError(f"URI {uri[:40]!r}... is longer than {MAX_KEY_BYTES} bytes")
+    try:
+        uri.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UnsafeURIError(f"URI {uri!r} is not valid Unicode") from None
+    return uri
+
+
+class Store(Protocol):
+    """A flat key → bytes store."""
+
+    def read(self, key: str) -> bytes:
+        """Return the bytes at ``key``; raise :class:`SourceNotFoundError` if absent."""
+        ...
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        """Store ``data`` at ``key`` (replacing it)."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+        ...
+
+    def describe(self, key: str) -> str:
+        """A URI naming ``key`` in this store, for logs and reports."""
+        ...
+
+
+class MemoryStore:
+    """A store in process memory (``mem://``); named stores are shared within the process."""
+
+    def __init__(self, name: str = "") -> None:
+        self.name = name
+        self.objects: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def read(self, key: str) -> bytes:
+        safe_key(key)
+        with self._lock:
+            if key not in self.objects:
+                raise SourceNotFoundError(f"source object not found: mem://{self.name}/{key}")
+            return self.objects[key]
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        safe_key(key)
+        with self._lock:
+            self.objects[key] = bytes(data)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self.objects.pop(key, None)
+
+    def describe(self, key: str) -> str:
+        return f"mem://{self.name}/{key}"
+
+
+_MEMORY: dict[str, MemoryStore] = {}
+_MEMORY_LOCK = threading.Lock()
+
+
+def memory_store(name: str = "") -> MemoryStore:
+    """The process-wide memory store called ``name`` (created on first use)."""
+    with _MEMORY_LOCK:
+        return _MEMORY.setdefault(name, MemoryStore(name))
+
+
+class DiskStore:
+    """A directory on local disk (``file:///dir``, seed ``Disk``)."""
+
+    def __init__(self, root: str) -> None:
+        self.root = os.path.realpath(root)
+
+    def _path(self, key: str) -> str:
+        safe_key(key)
+        path = os.path.realpath(os.path.join(self.root, key))
+        if not path.startswith(self.root + os.sep):
+            raise UnsafeURIError(f"key {key!r} resolves outside {self.root}")
+        return path
+
+    def read(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            with open(path, "rb") as handle:
+                return handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            raise SourceNotFoundError(f"source object not found: file://{path}") from None
+        except IsADirectoryError:
+            raise SourceNotFoundError(f"source object is a directory: file://{path}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read file://{path}: {exc.strerror or exc}") from exc
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        path = self._path(key)
+        directory = os.path.dirname(path)
+        try:
+            os.makedirs(directory, exist_ok=True)
+            # Re-check after creating directories: a symlink planted on the way must not lead out.
+            real = os.path.realpath(directory)
+            if real != self.root and not real.startswith(self.root + os.sep):
+                raise UnsafeURIError(f"key {key!r} resolves outside {self.root}")
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                # Atomic: readers see the old object or the whole new one, never a partial file.
+                os.replace(tmp, path)
+            except BaseException:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            raise StoreError(f"cannot write file://{path}: {exc.strerror or exc}") from exc
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(key))
+
+    def describe(self, key: str) -> str:
+        return f"file://{os.path.join(self.root, key)}"
+
+
+class S3Store:
+    """An S3 bucket and prefix (``s3blob://``, ``s3://``, seed ``S3``), through boto3.
+
+    boto3 honours ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_S3`` itself, so the same code runs
+    against an emulator. The client is created lazily and shared (boto3 clients are thread-safe).
+    """
+
+    def __init__(
+        self, bucket: str, prefix: str = "", region: str | None = None, client: Any = None
+    ) -> None:
+        self.bucket = bucket
+        self.prefix = prefix
+        self.region = region
+        self._client = client
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                import boto3
+                from botocore.config import Config as BotoConfig
+
+                self._client = boto3.session.Session().client(
+                    "s3",
+                    region_name=self.region,
+                    config=BotoConfig(retries={"mode": "standard"}, max_pool_connections=32),
+                )
+            return self._client
+
+    def _key(self, key: str) -> str:
+        return self.prefix + safe_key(key)
+
+    def read(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=full)["Body"].read()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise SourceNotFoundError(
+                    f"source object not found: s3://{self.bucket}/{full}"
+                ) from None
+            raise StoreError(f"cannot read s3://{self.bucket}/{full}: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"cannot read s3://{self.bucket}/{full}: {exc}") from exc
+
+    def write(self, key: str, data: bytes, content_type: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=full, Body=data, ContentType=content_type
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise StoreError(f"cannot write s3://{self.bucket}/{full}: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"cannot write s3://{self.bucket}/{full}: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+
+    def describe(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self.prefix}{key}"
+
+
+def open_store(
+    spec: StoreSpec, s3_client_factory: Callable[[str | None], Any] | None = None
+) -> Store:
+    """Open the store a :class:`StoreSpec` describes."""
+    if spec.kind == "s3":
+        client = s3_client_factory(spec.region) if s3_client_factory else None
+        return S3Store(spec.bucket, spec.prefix, spec.region, client)
+    if spec.kind == "disk":
+        return DiskStore(spec.path)
+    if spec.kind == "memory":
+        return memory_store(spec.path)
+    raise StoreError(f"unsupported store kind {spec.kind!r}")

@@ -1,0 +1,380 @@
+"""The libvips pipeline: safe decode (once per image), then region → size → rotation → quality
+→ format for each instruction, all in memory.
+
+Speed: the source is decoded once into memory; downscaled copies made for one derivative are kept
+and reused as the starting point of smaller ones (a cascade: a target is made from the smallest
+kept copy at least as large), and identical crops (the two default smart crops) are computed once.
+Colour management runs after resizing, on few pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import struct
+import threading
+from dataclasses import dataclass
+
+import pyvips
+
+from .errors import ImageRejectedError, ParameterError
+from .params import Instruction, Quality, Rotation
+
+# Loaders we accept (by libvips class). Everything else, including every loader libvips marks
+# untrusted (ImageMagick, PDF, SVG, FITS, matrix, ...), is blocked process-wide.
+ALLOWED_LOADERS = {
+    "VipsForeignLoadJpeg": "jpegload",
+    "VipsForeignLoadPng": "pngload",
+    "VipsForeignLoadWebp": "webpload",
+    "VipsForeignLoadTiff": "tiffload",
+    "VipsForeignLoadNsgif": "gifload",
+}
+_ALLOWED_NICKS = {"jpegload", "pngload", "webpload", "tiffload", "gifload"}
+
+JPEG_Q = 75
+_configured = False
+_configure_lock = threading.Lock()
+
+
+def configure_vips(concurrency: int | None = None) -> None:
+    """Lock libvips down (once per process) and set its worker-thread count."""
+    global _configured
+    with _configure_lock:
+        if not _configured:
+            pyvips.block_untrusted_set(True)
+            pyvips.operation_block_set("VipsForeignLoad", True)
+            for cls in ALLOWED_LOADERS:
+                pyvips.operation_block_set(cls, False)
+            # The operation cache only holds memory here: every pipeline is new.
+            pyvips.cache_set_max(0)
+            _configured = True
+        if concurrency:
+            pyvips.concurrency_set(max(1, concurrency))
+
+
+def vips_message(exc: pyvips.Error) -> str:
+    """The useful line of a libvips error."""
+    lines = [line.strip() for line in (exc.detail or "").splitlines() if line.strip()]
+    return "; ".join(dict.fromkeys(lines[:3])) or exc.message
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """One encoded derivative, ready to write."""
+
+    instruction: Instruction
+    key: str
+    data: bytes
+    width: int
+    height: int
+
+
+def _icc_description(profile: bytes) -> str:
+    """The ``desc`` text of an ICC profile (best effort, '' when unreadable)."""
+    try:
+        (count,) = struct.unpack_from(">I", profile, 128)
+        for i in range(min(count, 64)):
+            sig, offset, _size = struct.unpack_from(">4sII", profile, 132 + 12 * i)
+            if sig != b"desc":
+                continue
+            kind = profile[offset : offset + 4]
+            if kind == b"desc":
+                (length,) = struct.unpack_from(">I", profile, offset + 8)
+                return profile[offset + 12 : offset + 12 + length].decode("latin-1").strip("\0")
+            if kind == b"mluc":
+                rec_len, rec_off = struct.unpack_from(">II", profile, offset + 20)
+                raw = profile[offset + rec_off : offset + rec_off + rec_len]
+                return raw.decode("utf-16-be", "replace")
+    except (struct.error, UnicodeDecodeError):
+        return ""
+    return ""
+
+
+def to_srgb(image: pyvips.Image) -> pyvips.Image:
+    """Convert to 8-bit sRGB (or 8-bit grey), through the embedded ICC profile when present.
+
+    CMYK without a profile goes through libvips' built-in CMYK profile; 16-bit and float images
+    become 8-bit; alpha is kept.
+    """
+    profile = image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
+    if profile is not None and "srgb" not in _icc_description(profile).lower():
+        # A broken profile falls back to the plain colourspace conversion below.
+        with contextlib.suppress(pyvips.Error):
+            image = image.icc_transform("srgb", embedded=True, intent="perceptual")
+    elif image.interpretation == "cmyk":
+        image = image.icc_transform("srgb", input_profile="cmyk", intent="perceptual")
+    interpretation = image.interpretation
+    if interpretation not in ("srgb", "b-w"):
+        grey = interpretation == "grey16" or image.bands < 3
+        try:
+            image = image.colourspace("b-w" if grey else "srgb")
+        except pyvips.Error:
+            # An image tagged with a non-colour interpretation (multiband, ...): take it as is.
+            image = image.copy(interpretation="b-w" if grey else "srgb")
+    if image.format != "uchar":
+        image = image.cast("uchar")
+    if image.get_typeof("icc-profile-data"):
+        image = image.copy()
+        image.remove("icc-profile-data")
+    return image
+
+
+def _resize(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
+    """Resize to exactly width x height (lanczos3), premultiplying alpha."""
+    alpha = image.hasalpha()
+    if alpha:
+        original_format = image.format
+        image = image.premultiply()
+    out = image.resize(width / image.width, vscale=height / image.height)
+    if alpha:
+        out = out.unpremultiply().cast(original_format)
+    if out.width != width or out.height != height:
+        # Rounding in libvips can leave a one-pixel difference: crop or extend to the exact box.
+        out = out.embed(0, 0, width, height, extend="copy")
+    return out
+
+
+_SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4}
+
+
+@dataclass(frozen=True)
+class Probe:
+    """What the header of a source says, checked before anything is decoded."""
+
+    image: pyvips.Image  # lazy: nothing decoded yet
+    loader: str
+    width: int
+    height: int
+    orientation: int
+
+    @property
+    def decoded_bytes(self) -> int:
+        """The memory the decoded pixels take."""
+        sample = _SAMPLE_BYTES.get(self.image.format, 8)
+        return self.width * self.height * self.image.bands * sample
+
+
+def probe(data: bytes, max_pixels: int) -> Probe:
+    """Read and check only the header: accepted loader, and the pixel limit."""
+    try:
+        header = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="truncated")
+    except pyvips.Error as exc:
+        raise ImageRejectedError(
+            f"not a supported image ({len(data)} bytes): {vips_message(exc)}"
+        ) from None
+    loader = header.get("vips-loader") if header.get_typeof("vips-loader") else ""
+    nick = loader.removesuffix("_buffer").removesuffix("_source")
+    if nick not in _ALLOWED_NICKS:
+        raise ImageRejectedError(f"image format {loader or 'unknown'!r} is not accepted")
+    pixels = header.width * header.height
+    if max_pixels and pixels > max_pixels:
+        raise ImageRejectedError(
+            f"image is {header.width}x{header.height} = {pixels} pixels, over the limit of "
+            f"{max_pixels} (iiif_process.max_pixels / IIIF_PROCESS_MAX_PIXELS / -max-pixels)"
+        )
+    orientation = header.get("orientation") if header.get_typeof("orientation") else 1
+    return Probe(header, nick, header.width, header.height, orientation)
+
+
+class SourceImage:
+    """A source image, decoded once into memory (first page / frame only)."""
+
+    def __init__(self, header: Probe) -> None:
+        self.loader = header.loader
+        self.orientation = header.orientation
+        try:
+            # Sequential read straight into memory: the single decode.
+            self.raw = header.image.copy_memory()
+        except pyvips.Error as exc:
+            raise ImageRejectedError(
+                f"cannot decode {header.loader} image: {vips_message(exc)}"
+            ) from None
+        self._oriented: pyvips.Image | None = None
+        self._scaled: dict[bool, list[pyvips.Image]] = {True: [], False: []}
+        self._crops: dict[tuple[bool, str], pyvips.Image] = {}
+
+    def base(self, auto_orient: bool) -> pyvips.Image:
+        """The full image, with the EXIF orientation applied unless ``auto_orient`` is false."""
+        if not auto_orient or self.orientation in (0, 1):
+            return self.raw
+        if self._oriented is None:
+            self._oriented = self.raw.autorot()
+        return self._oriented
+
+    def scaled(self, auto_orient: bool, width: int, height: int, keep: bool) -> pyvips.Image:
+        """The full region at width x height in sRGB, made from the smallest kept copy that is
+        at least as large (a cascade: each size from the previous one, lanczos3 each time).
+
+        ``keep`` stores the result (in memory) as a starting point for later, smaller targets.
+        """
+        kept = self._scaled[auto_orient]
+        for image in kept:
+            if image.width == width and image.height == height:
+                return image
+        candidates = [i for i in kept if i.width >= width and i.height >= height]
+        if candidates:
+            source = min(candidates, key=lambda i: i.width)
+            out = _resize(source, width, height)
+        else:
+            out = to_srgb(_resize(self.base(auto_orient), width, height))
+        if keep:
+            out = out.copy_memory()
+            kept.append(out)
+        return out
+
+    def region(self, instruction: Instruction) -> tuple[pyvips.Image, bool]:
+        """The instruction's region in sRGB; the flag says it is the whole image."""
+        rotation = instruction.rotation
+        base = self.base(rotation.auto_orient)
+        region = instruction.region
+        if region.kind == "full":
+            return base, True
+        left, top, width, height = region.box(base.width, base.height)
+        if (left, top, width, height) == (0, 0, base.width, base.height):
+            return base, True
+        cache_key = (rotation.auto_orient, instruction.region_str)
+        if region.kind == "smart":
+            if cache_key not in self._crops:
+                crop = base.smartcrop(width, height, interesting="attention")
+                self._crops[cache_key] = to_srgb(crop).copy_memory()
+            return self._crops[cache_key], False
+        return base.crop(left, top, width, height), False
+
+
+def _rotate(image: pyvips.Image, rotation: Rotation) -> pyvips.Image:
+    if rotation.mirror:
+        image = image.fliphor()
+    degrees = rotation.degrees
+    if degrees == 90:
+        return image.rot("d90")
+    if degrees == 180:
+        return image.rot("d180")
+    if degrees == 270:
+        return image.rot("d270")
+    if degrees:
+        return image.rotate(degrees)
+    return image
+
+
+def _split_alpha(image: pyvips.Image) -> tuple[pyvips.Image, pyvips.Image | None]:
+    if image.hasalpha():
+        return image.extract_band(0, n=image.bands - 1), image.extract_band(image.bands - 1)
+    return image, None
+
+
+def _join_alpha(image: pyvips.Image, alpha: pyvips.Image | None) -> pyvips.Image:
+    return image if alpha is None else image.bandjoin(alpha)
+
+
+_BAYER8 = [
+    [0, 32, 8, 40, 2, 34, 10, 42],
+    [48, 16, 56, 24, 50, 18, 58, 26],
+    [12, 44, 4, 36, 14, 46, 6, 38],
+    [60, 28, 52, 20, 62, 30, 54, 22],
+    [3, 35, 11, 43, 1, 33, 9, 41],
+    [51, 19, 59, 27, 49, 17, 57, 25],
+    [15, 47, 7, 39, 13, 45, 5, 37],
+    [63, 31, 55, 23, 61, 29, 53, 21],
+]
+
+
+def _gray(image: pyvips.Image) -> pyvips.Image:
+    return image if image.bands == 1 else image.colourspace("b-w")
+
+
+def dither(image: pyvips.Image) -> pyvips.Image:
+    """Black-and-white ordered (8x8 Bayer) dither of the grey levels."""
+    colour, alpha = _split_alpha(image)
+    grey = _gray(colour)
+    matrix = pyvips.Image.new_from_array([[(v + 0.5) * 4 for v in row] for row in _BAYER8])
+    tiles = matrix.replicate(math.ceil(grey.width / 8), math.ceil(grey.height / 8))
+    threshold = tiles.crop(0, 0, grey.width, grey.height)
+    out = (grey > threshold).ifthenelse(255, 0).cast("uchar").copy(interpretation="b-w")
+    return _join_alpha(out, alpha)
+
+
+def crisp(image: pyvips.Image, radius: float, amount: float, threshold: float) -> pyvips.Image:
+    """Unsharp mask: add ``amount`` x (image - gaussian blur of sigma ``radius``) where the
+    difference exceeds ``threshold`` (a fraction of full scale)."""
+    colour, alpha = _split_alpha(image)
+    if radius <= 0 or amount == 0:
+        return image
+    blurred = colour.gaussblur(radius)
+    diff = colour.cast("float") - blurred
+    mask = diff.abs() > threshold * 255
+    sharpened = mask.ifthenelse(colour + diff * amount, colour).cast("uchar")
+    return _join_alpha(sharpened.copy(interpretation=colour.interpretation), alpha)
+
+
+def apply_quality(image: pyvips.Image, quality: Quality) -> pyvips.Image:
+    """Apply an IIIF / go-iiif quality."""
+    kind = quality.kind
+    if kind in ("default", "color"):
+        return image
+    if kind == "gray":
+        colour, alpha = _split_alpha(image)
+        return _join_alpha(_gray(colour), alpha)
+    if kind == "bitonal":
+        colour, alpha = _split_alpha(image)
+        out = (_gray(colour) > 127).ifthenelse(255, 0).cast("uchar").copy(interpretation="b-w")
+        return _join_alpha(out, alpha)
+    if kind == "dither":
+        return dither(image)
+    if kind == "crisp":
+        return crisp(image, *quality.crisp)
+    raise ParameterError(f"unsupported quality {kind!r}")
+
+
+def encode(image: pyvips.Image, fmt: str, keep_exif: bool) -> bytes:
+    """Encode to ``fmt`` in memory: JPEG Q75 (alpha flattened onto white), PNG, WebP, deflate
+    TIFF, GIF. Metadata is stripped, except the EXIF of ``-1`` (not autorotated) derivatives."""
+    keep = "exif" if keep_exif else "none"
+    if fmt == "jpg":
+        if image.hasalpha():
+            image = image.flatten(background=255)
+        return image.jpegsave_buffer(Q=JPEG_Q, keep=keep)
+    if fmt == "png":
+        return image.pngsave_buffer(keep=keep)
+    if fmt == "webp":
+        return image.webpsave_buffer(keep=keep)
+    if fmt == "tif":
+        return image.tiffsave_buffer(keep=keep, compression="deflate", predictor="horizontal")
+    if fmt == "gif":
+        return image.gifsave_buffer(keep=keep)
+    raise ParameterError(f"unsupported format {fmt!r}")
+
+
+class Renderer:
+    """Makes every derivative of one decoded source image."""
+
+    def __init__(self, source: SourceImage) -> None:
+        self.source = source
+
+    def render(self, instruction: Instruction, uri: str) -> Rendered:
+        """Make one derivative, encoded, in memory."""
+        try:
+            image = self._image(instruction)
+            data = encode(image, instruction.format, keep_exif=not instruction.rotation.auto_orient)
+        except pyvips.Error as exc:
+            raise ImageRejectedError(
+                f"derivative {instruction.label!r} failed: {vips_message(exc)}"
+            ) from None
+        return Rendered(instruction, instruction.key(uri), data, image.width, image.height)
+
+    def _image(self, ins: Instruction) -> pyvips.Image:
+        src = self.source
+        try:
+            image, whole = src.region(ins)
+            width, height = ins.size.target(image.width, image.height)
+        except ParameterError as exc:
+            raise ParameterError(f"instruction {ins.label!r}: {exc}") from None
+        if (width, height) == (image.width, image.height):
+            image = to_srgb(image)
+        elif whole:
+            # A whole-image downscale: keep it when it can seed a smaller derivative.
+            keep = ins.size.kind != "wh" and width < image.width
+            image = src.scaled(ins.rotation.auto_orient, width, height, keep)
+        else:
+            image = to_srgb(_resize(image, width, height))
+        image = _rotate(image, ins.rotation)
+        return apply_quality(image, ins.quality)
