@@ -1,0 +1,525 @@
+"""``make bench``: iiif-process beside a minimal pyvips pipeline (reference) and Pillow (peer).
+
+Builds its test images (24 MP and 100 MP photographic JPEGs) in ``bench-output/images``, then
+measures, each figure in a fresh child process:
+
+- ours: the ``iiif-process`` command on go-iiif's default instructions and config
+  (``defaults://``: 9 derivatives plus the palette, blurhash and imagehash services), and the same
+  with the services off (the same work as the reference); seconds per image = wall time of a run
+  on one image minus the wall time of a run that starts up and fails on a missing image;
+- reference: ``bench.reference``, one decode and the same 9 derivatives, timed in-process;
+- peer: ``bench.pillow_peer``, the same outputs with the fastest Pillow code we know, and for
+  information the same with Pillow resampling like libvips (``reducing_gap=2``).
+
+Then throughput of ``iiif-process`` over several 24 MP images in one run, pinned to 1 CPU and to
+all N CPUs, beside what the machine allows (the reference run as N pinned processes). Targets are
+printed with PASS/MISS; the exit status is 0 whatever the figures (a benchmark, not a test).
+
+Usage: ``python -m bench.run [--reps N] [--throughput-images K] [--out DIR] [--sizes 24mp,100mp]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import PIL
+import pyvips
+
+from bench.images import TestImage, ensure_images
+from bench.measure import Run, run_child, run_children, summarize
+
+PYTHON = sys.executable
+TOOL = Path(sys.executable).parent / "iiif-process"
+
+RATIO_OURS_REFERENCE = 1.2  # ours / reference, at most
+RATIO_PILLOW_OURS = 2.0  # Pillow / ours, at least
+PEAK_MB_100MP = 1024.0  # peak memory at 100 MP, below
+SCALING_PER_CORE = 0.9  # throughput gained per added core (fraction of one core's), at least
+
+
+@dataclass(frozen=True)
+class Row:
+    """One pipeline at one image size: best wall and CPU seconds per image, peak memory."""
+
+    seconds: float | None
+    cpu_seconds: float | None
+    peak_mb: float | None
+    sizes: dict[str, tuple[int, int]] | None = None
+    note: str = ""
+
+
+def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--reps", type=int, default=5, help="runs per figure, best taken (default 5)"
+    )
+    parser.add_argument(
+        "--throughput-images",
+        type=int,
+        default=0,
+        help="24 MP images per throughput run (default: 2 per CPU, at least 4)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench-output"), help="work directory")
+    parser.add_argument("--sizes", default="24mp,100mp", help="image sizes to run (24mp,100mp)")
+    return parser.parse_args(argv)
+
+
+# --- the three pipelines --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One measured run: wall and CPU seconds of the work, the run, and the output sizes."""
+
+    seconds: float
+    cpu_seconds: float
+    run: Run
+    sizes: dict[str, tuple[int, int]]
+
+
+def _in_process(module: str, image: TestImage, out: Path, *options: str) -> Sample:
+    """Run a bench pipeline module on one image; its own timing excludes interpreter start-up."""
+    shutil.rmtree(out, ignore_errors=True)
+    run = run_child([PYTHON, "-m", module, *options, str(out), str(image.path)])
+    if run.returncode != 0:
+        raise RuntimeError(f"{module} failed on {image.path} (exit {run.returncode})")
+    result = json.loads(run.stdout)
+    sizes = {label: (size[0], size[1]) for label, size in result["sizes"].items()}
+    return Sample(result["seconds"][0], result["cpu"][0], run, sizes)
+
+
+def _no_services_config(out: Path) -> Path:
+    """A config directory holding go-iiif's default config with every service turned off."""
+    try:
+        from iiif_process.defaults import default_config
+
+        config: dict[str, Any] = default_config()
+    except ImportError:
+        config = {"level": {"compliance": "2"}, "graphics": {"driver": "native://"}}
+    config = copy.deepcopy(config)
+    config["profile"] = {"services": {"enable": []}}
+    directory = out / "config-no-services"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "config.json").write_text(json.dumps(config, indent=2))
+    return directory
+
+
+def _tool_argv(
+    source_dir: Path, out: Path, uris: Sequence[str], config_dir: Path | None
+) -> list[str]:
+    config = (
+        ["-config-source", config_dir.resolve().as_uri(), "-config-name", "config.json"]
+        if config_dir
+        else ["-config-source", "defaults://"]
+    )
+    return [
+        str(TOOL),
+        *config,
+        "-instructions-source",
+        "defaults://",
+        "-config-images-source-uri",
+        source_dir.resolve().as_uri(),
+        "-config-derivatives-cache-uri",
+        out.resolve().as_uri(),
+        *uris,
+    ]
+
+
+def _tool(
+    source_dir: Path,
+    uris: Sequence[str],
+    out: Path,
+    config_dir: Path | None = None,
+    cpus: Sequence[int] | None = None,
+) -> tuple[Run, dict[str, Any]]:
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    run = run_child(
+        _tool_argv(source_dir, out, uris, config_dir),
+        cpus=cpus,
+        stderr_path=out.parent / f"{out.name}.stderr.log",
+    )
+    try:
+        result = json.loads(run.stdout) if run.stdout.strip() else {}
+    except json.JSONDecodeError:
+        result = {}
+    return run, result
+
+
+def _tool_startup(source_dir: Path, out: Path, cpus: Sequence[int] | None = None) -> Run:
+    """A run that starts, reads its config, imports everything and fails on a missing image."""
+    run, result = _tool(source_dir, ["no-such-image.jpg"], out, cpus=cpus)
+    if "no-such-image.jpg" not in result:
+        raise RuntimeError(f"iiif-process did not start cleanly (exit {run.returncode})")
+    return run
+
+
+def _tool_sample(image: TestImage, out: Path, config_dir: Path | None, startup: Run) -> Sample:
+    uri = image.path.name
+    run, result = _tool(image.path.parent, [uri], out, config_dir)
+    entry = result.get(uri, {})
+    if run.returncode != 0 or "error" in entry or "dimensions" not in entry:
+        raise RuntimeError(f"exit {run.returncode}: {entry.get('error', 'no report')}")
+    sizes = {label: (size[0], size[1]) for label, size in entry["dimensions"].items()}
+    return Sample(
+        max(run.seconds - startup.seconds, 0.0),
+        max(run.cpu_seconds - startup.cpu_seconds, 0.0),
+        run,
+        sizes,
+    )
+
+
+# --- measurements ---------------------------------------------------------------------------
+
+PIPELINES = ("reference", "ours", "ours-noservices", "pillow", "pillow-gap2")
+
+
+def measure_size(image: TestImage, out: Path, reps: int, no_services: Path) -> dict[str, Row]:
+    """Every pipeline on one image, ``reps`` times, interleaved so drift hits all alike."""
+    samples: dict[str, list[Sample]] = {name: [] for name in PIPELINES}
+    startups: list[Run] = []
+    notes: dict[str, str] = {}
+    for _ in range(reps):
+        samples["reference"].append(_in_process("bench.reference", image, out / "reference"))
+        samples["pillow"].append(_in_process("bench.pillow_peer", image, out / "pillow"))
+        samples["pillow-gap2"].append(
+            _in_process("bench.pillow_peer", image, out / "pillow-gap2", "--gap", "2.0")
+        )
+        if not TOOL.exists():
+            notes["ours"] = notes["ours-noservices"] = "iiif-process not installed"
+            continue
+        try:
+            startup = _tool_startup(image.path.parent, out / "ours-startup")
+        except RuntimeError as exc:
+            notes["ours"] = notes["ours-noservices"] = str(exc)
+            continue
+        startups.append(startup)
+        for name, config in (("ours", None), ("ours-noservices", no_services)):
+            try:
+                samples[name].append(_tool_sample(image, out / name, config, startup))
+            except RuntimeError as exc:
+                notes[name] = f"failed: {exc}"
+
+    rows: dict[str, Row] = {}
+    for name, found in samples.items():
+        if not found:
+            rows[name] = Row(None, None, None, None, notes.get(name, "no data"))
+            continue
+        summary = summarize(
+            [s.seconds for s in found], [s.cpu_seconds for s in found], [s.run for s in found]
+        )
+        rows[name] = Row(
+            summary.seconds,
+            summary.cpu_seconds,
+            summary.peak_mb,
+            found[0].sizes,
+            notes.get(name, ""),
+        )
+    if startups:
+        best = summarize([r.seconds for r in startups], [r.cpu_seconds for r in startups], startups)
+        rows["startup"] = Row(best.seconds, best.cpu_seconds, best.peak_mb)
+    return rows
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """iiif-process throughput over several images on 1 CPU and on N CPUs."""
+
+    images: int
+    cpus: int
+    one_cpu_rate: float
+    n_cpu_rate: float
+    one_cpu_peak_mb: float
+    n_cpu_peak_mb: float
+    one_cpu_cpu_per_image: float
+    n_cpu_cpu_per_image: float
+
+    @property
+    def speedup(self) -> float:
+        """Throughput on N CPUs over throughput on 1."""
+        return self.n_cpu_rate / self.one_cpu_rate
+
+    @property
+    def per_added_core(self) -> float:
+        """Throughput gained per added core, as a fraction of one core's throughput."""
+        if self.cpus < 2:
+            return float("nan")
+        return (self.speedup - 1) / (self.cpus - 1)
+
+
+def measure_scaling(image: TestImage, out: Path, count: int, reps: int) -> Scaling | None:
+    """Throughput of one iiif-process run over ``count`` copies of ``image``, 1 vs N CPUs."""
+    if not TOOL.exists():
+        return None
+    cpus = sorted(os.sched_getaffinity(0))
+    source = out / "throughput-images"
+    source.mkdir(parents=True, exist_ok=True)
+    uris = []
+    for index in range(count):
+        copy_path = source / f"{image.path.stem}-{index:02d}.jpg"
+        if not copy_path.exists() or copy_path.stat().st_size != image.path.stat().st_size:
+            copy_path.unlink(missing_ok=True)
+            shutil.copyfile(image.path, copy_path)
+        uris.append(copy_path.name)
+
+    def rate(pinned: Sequence[int]) -> tuple[float, float, float]:
+        best, peak, cpu = 0.0, 0.0, float("inf")
+        for _ in range(reps):
+            startup = _tool_startup(source, out / "throughput-startup", cpus=pinned)
+            run, result = _tool(source, uris, out / "throughput", cpus=pinned)
+            failed = [u for u in uris if "error" in result.get(u, {"error": "missing"})]
+            if run.returncode != 0 or failed:
+                raise RuntimeError(f"iiif-process failed on {len(failed)} of {count} images")
+            best = max(best, count / max(run.seconds - startup.seconds, 1e-9))
+            peak = max(peak, run.peak_mb)
+            cpu = min(cpu, (run.cpu_seconds - startup.cpu_seconds) / count)
+        return best, peak, cpu
+
+    one_rate, one_peak, one_cpu = rate(cpus[:1])
+    n_rate, n_peak, n_cpu = rate(cpus)
+    return Scaling(count, len(cpus), one_rate, n_rate, one_peak, n_peak, one_cpu, n_cpu)
+
+
+def measure_machine_scaling(image: TestImage, out: Path, count: int, reps: int) -> float | None:
+    """For scale: the reference pipeline's speed-up from 1 CPU to N CPUs as N separate processes.
+
+    Each process is pinned to its own CPU; the work time is what the processes report (start-up
+    excluded). This is what the machine itself allows, the ceiling for the tool's scaling.
+    """
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or count < len(cpus):
+        return None
+    share = count // len(cpus)
+
+    def argv(index: int, images: int) -> list[str]:
+        target = out / f"machine-{index}"
+        shutil.rmtree(target, ignore_errors=True)
+        return [PYTHON, "-m", "bench.reference", str(target), *[str(image.path)] * images]
+
+    def work_seconds(runs: Sequence[Run]) -> float:
+        return max(sum(json.loads(run.stdout)["seconds"]) for run in runs)
+
+    one, many = float("inf"), float("inf")
+    for _ in range(reps):
+        single = run_children([(argv(0, share * len(cpus)), cpus[:1])])
+        one = min(one, work_seconds(single))
+        parallel = run_children([(argv(i, share), [cpu]) for i, cpu in enumerate(cpus)])
+        many = min(many, work_seconds(parallel))
+    return one / many
+
+
+# --- the table --------------------------------------------------------------------------------
+
+_LABELS = {
+    "reference": "reference: minimal pyvips, one decode",
+    "ours": "ours: iiif-process defaults:// (+services)",
+    "ours-noservices": "ours: iiif-process, services off",
+    "pillow": "peer: Pillow, fastest (reducing_gap=1)",
+    "pillow-gap2": "  Pillow, libvips' resampling (gap=2)",
+}
+_NAME_WIDTH = 44
+_COLUMNS = ("s/img", "cpu s", "peak MB")
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("PASS" if ok else "MISS")
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None or b <= 0 else a / b
+
+
+def _row_cells(row: Row) -> str:
+    return f"{_fmt(row.seconds):>9}{_fmt(row.cpu_seconds):>9}{_fmt(row.peak_mb, 0):>9}"
+
+
+def _header(images: Sequence[TestImage]) -> list[str]:
+    labels = [i.label for i in images]
+    return [
+        f"{'':<{_NAME_WIDTH}}" + "".join(f"{'--- ' + label + ' ---':^27}" for label in labels),
+        f"{'pipeline':<{_NAME_WIDTH}}" + "".join(f"{c:>9}" for _ in labels for c in _COLUMNS),
+    ]
+
+
+def _within_reference(ratio: float) -> bool:
+    return ratio <= RATIO_OURS_REFERENCE
+
+
+def _beats_pillow(ratio: float) -> bool:
+    return ratio >= RATIO_PILLOW_OURS
+
+
+def _ratio_lines(results: dict[str, dict[str, Row]], labels: Sequence[str]) -> list[str]:
+    checks: list[tuple[str, str, str, Callable[[float], bool | None]]] = [
+        (f"ours/reference <= {RATIO_OURS_REFERENCE}", "ours", "reference", _within_reference),
+        ("  same, services off", "ours-noservices", "reference", _within_reference),
+        (f"Pillow/ours >= {RATIO_PILLOW_OURS}", "pillow", "ours", _beats_pillow),
+        ("  same, services off", "pillow", "ours-noservices", _beats_pillow),
+        ("  Pillow with gap=2 / ours", "pillow-gap2", "ours", lambda v: None),
+        ("  for scale: Pillow/reference", "pillow", "reference", lambda v: None),
+    ]
+    lines = [
+        f"{'ratio of seconds per image (target)':<{_NAME_WIDTH}}"
+        + "".join(f"{'wall':>9}{'cpu':>9}{'':>9}" for _ in labels)
+    ]
+    for text, top, bottom, check in checks:
+        cells = ""
+        for label in labels:
+            row_top, row_bottom = results[label][top], results[label][bottom]
+            wall = _ratio(row_top.seconds, row_bottom.seconds)
+            cpu = _ratio(row_top.cpu_seconds, row_bottom.cpu_seconds)
+            verdict = _verdict(None if wall is None else check(wall))
+            cells += f"{_fmt(wall, 2):>9}{_fmt(cpu, 2):>9}{verdict:>9}"
+        lines.append(f"{text:<{_NAME_WIDTH}}{cells}")
+    return lines
+
+
+def render(
+    results: dict[str, dict[str, Row]],
+    images: Sequence[TestImage],
+    scaling: Scaling | None,
+    reps: int,
+    machine_speedup: float | None = None,
+    load_before: float = 0.0,
+) -> str:
+    """The whole report as text."""
+    labels = [i.label for i in images]
+    version = ".".join(str(pyvips.version(i)) for i in range(3))
+    lines = [
+        f"iiif-process benchmark: {len(os.sched_getaffinity(0))} CPUs ({platform.machine()}), "
+        f"Python {platform.python_version()}, libvips {version}, Pillow {PIL.__version__}",
+        "images: "
+        + ", ".join(
+            f"{i.label} = {i.width}x{i.height} JPEG {i.path.stat().st_size / 1e6:.1f} MB"
+            for i in images
+        ),
+        "work per image: go-iiif v8's 9 default derivatives (o k b c dc z n s ds), JPEG Q75",
+        f"figures: best of {reps} runs, each run a fresh process; s/img = wall seconds, cpu s = "
+        "user+sys seconds (all threads), peak MB = the run's ru_maxrss",
+        "",
+    ]
+    head = _header(images)
+    width = max(len(h) for h in head)
+    lines += [*head, "-" * width]
+    for name, text in _LABELS.items():
+        notes = {results[label][name].note for label in labels} - {""}
+        cells = "".join(_row_cells(results[label][name]) for label in labels)
+        lines.append(
+            f"{text:<{_NAME_WIDTH}}{cells}" + (f"  ({'; '.join(sorted(notes))})" if notes else "")
+        )
+    startup = [results[label].get("startup") for label in labels]
+    if all(startup):
+        lines.append(
+            f"{'  iiif-process start-up (subtracted above)':<{_NAME_WIDTH}}"
+            + "".join(_row_cells(row) for row in startup if row)
+        )
+    lines += ["", *_ratio_lines(results, labels)]
+    for image in images:
+        if image.megapixels >= 90:
+            peak = results[image.label]["ours"].peak_mb
+            ok = None if peak is None else peak < PEAK_MB_100MP
+            text = f"ours peak memory at {image.label} < {PEAK_MB_100MP:.0f} MB"
+            lines.append(f"{text:<{_NAME_WIDTH}}{_fmt(peak, 0) + ' MB':>18}{_verdict(ok):>9}")
+
+    mismatches = []
+    for label in labels:
+        expected = results[label]["reference"].sizes
+        for name in ("ours", "ours-noservices", "pillow", "pillow-gap2"):
+            found = results[label][name].sizes
+            if found is not None and found != expected:
+                mismatches.append(f"{name} at {label}: {found} != reference {expected}")
+    lines += [
+        "",
+        "same outputs (labels and pixel sizes of every derivative): "
+        + ("yes" if not mismatches else "NO: " + "; ".join(mismatches)),
+        "",
+    ]
+    if scaling is None:
+        lines.append("throughput: not measured (iiif-process missing or failed)")
+    else:
+        ok = scaling.per_added_core >= SCALING_PER_CORE
+        lines += [
+            f"throughput, one iiif-process run over {scaling.images} x {labels[0]} images "
+            "(best of runs, start-up subtracted):",
+            f"  1 CPU {scaling.one_cpu_rate:.2f} images/s (peak {scaling.one_cpu_peak_mb:.0f} MB);"
+            f" {scaling.cpus} CPUs {scaling.n_cpu_rate:.2f} images/s"
+            f" (peak {scaling.n_cpu_peak_mb:.0f} MB); speed-up x{scaling.speedup:.2f}",
+            f"  per added core: {scaling.per_added_core:.2f} of one core's throughput "
+            f"(target >= {SCALING_PER_CORE})   {_verdict(ok)}",
+            *(
+                [
+                    f"  for scale, the reference pipeline as {scaling.cpus} separate processes "
+                    f"(what this machine allows): speed-up x{machine_speedup:.2f}, per added core "
+                    f"{(machine_speedup - 1) / (scaling.cpus - 1):.2f}"
+                ]
+                if machine_speedup and scaling.cpus > 1
+                else []
+            ),
+            f"  cpu s/image: {scaling.one_cpu_cpu_per_image:.3f} on 1 CPU, "
+            f"{scaling.n_cpu_cpu_per_image:.3f} on {scaling.cpus} (the cost of running in parallel:"
+            f" {scaling.n_cpu_cpu_per_image / scaling.one_cpu_cpu_per_image - 1:+.0%})",
+        ]
+    if load_before > 0.5:
+        lines += [
+            "",
+            f"warning: the machine was busy before the benchmark started (1-minute load average "
+            f"{load_before:.1f} on {os.cpu_count()} CPUs); wall-clock figures and scaling may be "
+            "disturbed, cpu s figures much less so.",
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Build the images, run every measurement, print the table. Always exits 0."""
+    args = _parse_args(argv)
+    load_before = os.getloadavg()[0]
+    started = time.perf_counter()
+    out: Path = args.out
+    wanted = {s.strip() for s in args.sizes.split(",") if s.strip()}
+    print("building test images (cached in bench-output/images) ...", file=sys.stderr, flush=True)
+    images = ensure_images(out / "images", wanted)
+    if not images:
+        print(f"no image size matches --sizes {args.sizes!r}", file=sys.stderr)
+        return 0
+    if not TOOL.exists():
+        print(f"note: {TOOL} not found; measuring the reference and Pillow only", file=sys.stderr)
+    no_services = _no_services_config(out)
+    results = {}
+    for image in images:
+        print(f"measuring {image.label} ...", file=sys.stderr, flush=True)
+        results[image.label] = measure_size(
+            image, out / "runs" / image.label, args.reps, no_services
+        )
+    cpus = len(os.sched_getaffinity(0))
+    count = args.throughput_images or max(4, 2 * cpus)
+    print(f"measuring throughput on {count} images ...", file=sys.stderr, flush=True)
+    try:
+        scaling = measure_scaling(images[0], out / "runs", count, reps=max(1, min(args.reps, 3)))
+    except RuntimeError as exc:
+        print(f"throughput not measured: {exc}", file=sys.stderr)
+        scaling = None
+    machine = measure_machine_scaling(
+        images[0], out / "runs", count, reps=max(1, min(args.reps, 3))
+    )
+    print(render(results, images, scaling, args.reps, machine, load_before))
+    print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,53 @@
+"""The derivatives every benchmarked pipeline makes: go-iiif v8's default instruction set.
+
+Mirrors what ``iiif-process`` does with ``-instructions-source defaults://`` so that the three
+pipelines do the same work: JPEG quality 75; ``!w,h`` fits inside without enlarging; the smart
+crops ``-1,-1,320,320`` cut a 320x320 area of the full-resolution image where libvips' attention
+strategy points; ``crisp:2.0,0.5,0.025`` is an unsharp mask (gaussian sigma 2, amount 0.5,
+threshold 2.5 % of full scale); ``dither`` is an 8x8 ordered (Bayer) black-and-white dither.
+"""
+
+from __future__ import annotations
+
+JPEG_QUALITY = 75
+
+# label -> (max width, max height) of the `!w,h` fit-inside derivatives, largest first.
+FIT_SIZES: dict[str, tuple[int, int]] = {
+    "k": (2048, 1536),
+    "b": (1024, 768),
+    "c": (800, 600),
+    "z": (640, 480),
+    "n": (320, 240),
+}
+SMART_CROP = (320, 320)
+CRISP = (2.0, 0.5, 0.025)  # radius (gaussian sigma), amount, threshold (fraction of 255)
+
+# The 8x8 Bayer matrix of ordered dithering; a pixel is white when grey > (v + 0.5) * 4.
+BAYER8: tuple[tuple[int, ...], ...] = (
+    (0, 32, 8, 40, 2, 34, 10, 42),
+    (48, 16, 56, 24, 50, 18, 58, 26),
+    (12, 44, 4, 36, 14, 46, 6, 38),
+    (60, 28, 52, 20, 62, 30, 54, 22),
+    (3, 35, 11, 43, 1, 33, 9, 41),
+    (51, 19, 59, 27, 49, 17, 57, 25),
+    (15, 47, 7, 39, 13, 45, 5, 37),
+    (63, 31, 55, 23, 61, 29, 53, 21),
+)
+
+# label -> the go-iiif path of each derivative below the image's URI.
+PATHS: dict[str, str] = {
+    "o": "full/full/-1/color.jpg",
+    **{label: f"full/!{w},{h}/0/color.jpg" for label, (w, h) in FIT_SIZES.items()},
+    "dc": "full/!800,600/0/dither.jpg",
+    "s": "-1,-1,320,320/full/0/crisp:2.0,0.5,0.025.jpg",
+    "ds": "-1,-1,320,320/full/0/dither.jpg",
+}
+
+
+def fit(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
+    """The size of a width x height image fitted inside box_w x box_h, never enlarged."""
+    scale = min(box_w / width, box_h / height, 1.0)
+    return (
+        max(1, min(round(width * scale), box_w)),
+        max(1, min(round(height * scale), box_h)),
+    )
