@@ -46,14 +46,18 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.run
 
 ## image-push: build the container for CPU_ARCH (default amd64) and push it to the stack's repository
-## with tag TAG; then deploy with `-c imageTag=TAG`. Needs Docker and AWS credentials.
+## with tag TAG; then deploy with `-c imageTag=TAG`. CONFIG= and INSTRUCTIONS= (paths inside
+## container/) bake other go-iiif files in, as the seed's docker-process target did.
+## Needs Docker and AWS credentials.
 STACK ?= IiifProcessStack
 TAG ?= $(shell git rev-parse --short HEAD)
 CPU_ARCH ?= amd64
 image-push:
 	@repo=$$(aws cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs[?OutputKey=='RepositoryUri'].OutputValue" --output text) && \
 	aws ecr get-login-password | docker login --username AWS --password-stdin "$${repo%%/*}" && \
-	docker build --platform linux/$(CPU_ARCH) -t "$$repo:$(TAG)" container && \
+	docker build --platform linux/$(CPU_ARCH) \
+		$(if $(CONFIG),--build-arg CONFIG=$(CONFIG)) $(if $(INSTRUCTIONS),--build-arg INSTRUCTIONS=$(INSTRUCTIONS)) \
+		-t "$$repo:$(TAG)" container && \
 	docker push "$$repo:$(TAG)"
 
 clean:
