@@ -1,0 +1,322 @@
+"""`make demo`: the whole pipeline on an embedded AWS, driven the way a user drives real AWS.
+
+Starts moto's server (with the Lambda runner, RunTask tokens and the task runner), deploys the app
+with `cdk bootstrap` and `cdk deploy`, uploads sample images with `aws s3 cp` (S3 notification ->
+the real Lambda handler -> ECS RunTask -> the task runner runs iiif-process), reprocesses with
+`iiif-process-ecs -stack ... -mode invoke -wait` and with `aws lambda invoke`, then copies the
+derivatives and reports into demo-output/ with an index.html, and prints a summary.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from local_aws.deploy import (
+    DEFAULT_STACK,
+    IMAGE_SKIPPED_MESSAGE,
+    DeployedStack,
+    DeployError,
+    bootstrap,
+    deploy,
+)
+from local_aws.emulator import PIECES, LocalAws, local_aws
+from local_aws.gallery import write_gallery
+from local_aws.sample_images import make_corrupt_jpeg, make_large_image, sample_photos
+from local_aws.server import EmbeddedAws
+from local_aws.task_runner import TaskRun
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+OUTPUT_DIR = PROJECT_ROOT / "demo-output"
+STEPS = 7
+LARGE_IMAGE_KEY = "large/coffee-6000x4000.jpg"
+CORRUPT_IMAGE_KEY = "broken.jpg"
+NON_IMAGE_KEY = "notes.txt"
+
+_print_lock = threading.Lock()
+
+
+def say(text: str = "") -> None:
+    """Print a line whole, also from the task runner's threads."""
+    with _print_lock:
+        print(text, flush=True)
+
+
+def heading(number: int, title: str) -> None:
+    say()
+    say(f"== {number}/{STEPS} {title} " + "=" * max(0, 70 - len(title)))
+
+
+def command_line(args: list[str]) -> str:
+    shown = [Path(a).name if a.startswith(str(PROJECT_ROOT)) and "/bin/" in a else a for a in args]
+    return "$ " + " ".join(f"'{a}'" if (" " in a or "{" in a) else a for a in shown)
+
+
+def run_tool(
+    aws: EmbeddedAws,
+    args: list[str],
+    check: bool = True,
+    transcript: Path | None = None,
+    max_lines: int = 60,
+) -> subprocess.CompletedProcess[str]:
+    """Run a CLI of the venv (aws, iiif-process-ecs) against the emulator, echoing its output.
+
+    At most `max_lines` lines are echoed; with `transcript`, the whole output is saved there.
+    """
+    say(command_line(args))
+    executable = Path(sys.executable).parent / args[0]
+    completed = subprocess.run(
+        [str(executable), *args[1:]],
+        cwd=PROJECT_ROOT,
+        env=aws.child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        check=False,
+    )
+    lines = completed.stdout.splitlines()
+    for line in lines[:max_lines]:
+        say(f"    {line}")
+    if len(lines) > max_lines:
+        where = f"; all of it in {transcript.relative_to(PROJECT_ROOT)}" if transcript else ""
+        say(f"    ... ({len(lines) - max_lines} more lines{where})")
+    if transcript is not None:
+        transcript.write_text(completed.stdout, encoding="utf-8")
+    if check and completed.returncode != 0:
+        raise RuntimeError(f"{args[0]} exited with status {completed.returncode}")
+    return completed
+
+
+def on_task(event: str, run: TaskRun) -> None:
+    uris = [run.command[i + 1] for i, a in enumerate(run.command[:-1]) if a == "-uri"]
+    if event == "started":
+        say(f"    [fargate stand-in] task {run.task_id[:8]} started: {', '.join(uris)}")
+        for note in run.notes:
+            say(f"    [fargate stand-in]   note: {note}")
+    else:
+        say(
+            f"    [fargate stand-in] task {run.task_id[:8]} stopped: exit {run.exit_code} "
+            f"after {run.seconds:.1f} s ({run.stopped_reason})"
+        )
+
+
+def stage_uploads(folder: Path) -> dict[str, str]:
+    """The files `aws s3 cp --recursive` uploads; key -> what it is."""
+    staged: dict[str, str] = {}
+    for photo in sample_photos():
+        shutil.copy(photo, folder / photo.name)
+        staged[photo.name] = "photo (samples/)"
+    make_large_image(folder / LARGE_IMAGE_KEY)
+    staged[LARGE_IMAGE_KEY] = "6000x4000 image made now from samples/coffee.jpg"
+    make_corrupt_jpeg(folder / CORRUPT_IMAGE_KEY)
+    staged[CORRUPT_IMAGE_KEY] = "corrupt JPEG made now (must fail alone)"
+    (folder / NON_IMAGE_KEY).write_text("not an image: S3's suffix filter never notifies\n")
+    staged[NON_IMAGE_KEY] = "not an image (must start no task)"
+    return staged
+
+
+def step_start(env: LocalAws) -> None:
+    heading(1, "Start the embedded AWS")
+    say(
+        f"    moto server: {env.aws.endpoint_url} (region {env.aws.region}, account "
+        f"{env.aws.account_id}, test credentials; nothing leaves this machine)"
+    )
+    for piece, stands_in_for in PIECES.items():
+        say(f"    - {piece}: {stands_in_for}")
+
+
+def step_deploy(env: LocalAws) -> tuple[DeployedStack, float]:
+    heading(2, f"cdk bootstrap + cdk deploy {DEFAULT_STACK}")
+    started = time.monotonic()
+    say(f"$ cdk bootstrap aws://{env.aws.account_id}/{env.aws.region}")
+    bootstrap(env.aws)
+    say(f"    done in {time.monotonic() - started:.1f} s")
+    say(f"$ cdk deploy {DEFAULT_STACK} --require-approval never --method direct -c imageTag=demo")
+    say(f"    NOTE: {IMAGE_SKIPPED_MESSAGE}")
+    stack = deploy(env.aws, DEFAULT_STACK)
+    seconds = time.monotonic() - started
+    say(f"    deployed in {seconds:.1f} s (bootstrap + deploy)")
+    if env.skipped_resource_types:
+        say(
+            "    NOTE: moto's CloudFormation does not model "
+            f"{', '.join(sorted(env.skipped_resource_types))}; it deployed the rest "
+            "(moto enforces no resource policies anyway)."
+        )
+    for key in ("SourceBucketName", "DerivativesBucketName", "FunctionName", "ClusterName"):
+        say(f"    {key:22} {stack[key]}")
+    return stack, seconds
+
+
+def step_upload(env: LocalAws, stack: DeployedStack, staging: Path) -> dict[str, str]:
+    heading(3, "Upload images with aws s3 cp (S3 notification -> Lambda -> ECS RunTask)")
+    staged = stage_uploads(staging)
+    for key, what in staged.items():
+        say(f"    {key:28} {what}")
+    before = len(env.invocations)
+    run_tool(
+        env.aws,
+        [
+            "aws",
+            "s3",
+            "cp",
+            str(staging),
+            f"s3://{stack['SourceBucketName']}/",
+            "--recursive",
+            "--only-show-errors",
+        ],
+    )
+    for invocation in env.invocations[before:]:
+        if invocation.function_name != stack["FunctionName"]:
+            continue
+        result = json.loads(invocation.result)
+        launched = [e["uri"] for e in result.get("launched", [])]
+        say(
+            f"    [lambda] {invocation.seconds:.1f} s: launched {launched}"
+            + (f", skipped {result['skipped']}" if result.get("skipped") else "")
+            + (f", failed {result['failed']}" if result.get("failed") else "")
+        )
+    return staged
+
+
+def step_tasks(env: LocalAws) -> list[TaskRun]:
+    heading(4, "The started tasks run locally (the stand-in for Fargate)")
+    runs = env.tasks.wait_until_idle(timeout=300)
+    for run in runs:
+        uris = [run.command[i + 1] for i, a in enumerate(run.command[:-1]) if a == "-uri"]
+        say(
+            f"    task {run.task_id[:8]}  exit {run.exit_code}  {run.seconds:5.1f} s  "
+            f"{', '.join(uris)}"
+        )
+    say("    (each task's output is in CloudWatch Logs, stream iiif-process/iiif-process/TASK_ID)")
+    return runs
+
+
+def step_show(env: LocalAws, stack: DeployedStack) -> None:
+    heading(5, "Reprocess as a user would: iiif-process-ecs -wait, then aws lambda invoke")
+    say("    The CLI invokes the deployed Lambda, waits for its task, and prints the task's exit")
+    say(f"    code, CloudWatch log and reports. {CORRUPT_IMAGE_KEY} fails inside the batch while")
+    say("    astronaut.jpg succeeds, so the CLI exits 1 (expected).")
+    completed = run_tool(
+        env.aws,
+        [
+            "iiif-process-ecs",
+            "-stack",
+            stack.name,
+            "-mode",
+            "invoke",
+            "-uri",
+            "astronaut.jpg",
+            "-uri",
+            CORRUPT_IMAGE_KEY,
+            "-wait",
+            "-wait-interval",
+            "1",
+        ],
+        check=False,
+        transcript=OUTPUT_DIR / "iiif-process-ecs-wait.txt",
+        max_lines=40,
+    )
+    say(f"    iiif-process-ecs exit status: {completed.returncode}")
+    payload = {"uris": ["chelsea.jpg", "coffee.jpg", "rocket.jpg", "../escape.jpg", NON_IMAGE_KEY]}
+    response_file = OUTPUT_DIR / "lambda-response.json"
+    run_tool(
+        env.aws,
+        [
+            "aws",
+            "lambda",
+            "invoke",
+            "--function-name",
+            stack["FunctionName"],
+            "--payload",
+            json.dumps(payload),
+            str(response_file),
+        ],
+    )
+    say(f"$ cat {response_file.relative_to(PROJECT_ROOT)}")
+    for line in json.dumps(json.loads(response_file.read_text()), indent=2).splitlines():
+        say(f"    {line}")
+    env.tasks.wait_until_idle(timeout=300)
+
+
+def step_collect(env: LocalAws, stack: DeployedStack, staged: dict[str, str]) -> tuple[int, int]:
+    heading(6, "Copy derivatives and reports to demo-output/")
+    target = OUTPUT_DIR / "derivatives"
+    run_tool(
+        env.aws,
+        [
+            "aws",
+            "s3",
+            "cp",
+            f"s3://{stack['DerivativesBucketName']}/",
+            str(target),
+            "--recursive",
+            "--only-show-errors",
+        ],
+    )
+    images = [k for k in staged if k != NON_IMAGE_KEY]
+    page, derivatives, reports = write_gallery(target, images, OUTPUT_DIR / "index.html")
+    folder = target.relative_to(PROJECT_ROOT)
+    say(f"    {derivatives} derivatives and {reports} reports in {folder}/")
+    say(
+        f"    open {page.relative_to(PROJECT_ROOT)} to see every derivative with its label and size"
+    )
+    return derivatives, reports
+
+
+def _interrupt_on_signals() -> None:
+    """Ctrl-C and SIGTERM unwind the `with` blocks, so the emulator and its children stop."""
+
+    def stop(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # Explicit: a shell that starts us in the background hands SIGINT over ignored.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+
+
+def main() -> int:
+    started = time.monotonic()
+    _interrupt_on_signals()
+    shutil.rmtree(OUTPUT_DIR, ignore_errors=True)
+    OUTPUT_DIR.mkdir(parents=True)
+    staging = OUTPUT_DIR / "uploaded"
+    staging.mkdir()
+    try:
+        with local_aws(on_task=on_task) as env:
+            step_start(env)
+            stack, deploy_seconds = step_deploy(env)
+            staged = step_upload(env, stack, staging)
+            step_tasks(env)
+            step_show(env, stack)
+            derivatives, reports = step_collect(env, stack, staged)
+            runs = env.tasks.wait_until_idle()
+            invocations = [i for i in env.invocations if i.function_name == stack["FunctionName"]]
+    except (DeployError, RuntimeError, TimeoutError) as error:
+        say(f"\ndemo failed: {error}")
+        return 1
+    except KeyboardInterrupt:
+        say("\ninterrupted; the embedded AWS has been stopped")
+        return 130
+    heading(7, "Summary")
+    images = len([k for k in staged if k != NON_IMAGE_KEY])
+    failed = [r for r in runs if r.exit_code != 0]
+    say(f"    images uploaded     {images} (+1 non-image file, which started nothing)")
+    say(f"    derivatives         {derivatives} (+{reports} reports)")
+    say(f"    Lambda invocations  {len(invocations)}")
+    say(
+        f"    ECS tasks           {len(runs)} ({len(failed)} exited non-zero: the ones given "
+        f"{CORRUPT_IMAGE_KEY}, as intended)"
+    )
+    say(f"    seconds             {time.monotonic() - started:.0f} (deploy {deploy_seconds:.0f})")
+    say(f"    output              {(OUTPUT_DIR / 'index.html').relative_to(PROJECT_ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""What go-iiif's formats say a derivative's key and size must be (docs: go-iiif-formats.md).
+
+Written from the format description, not from the tool's code, so that the end-to-end tests check
+the tool against the contract. Covers the parameter forms the project's instructions use.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def derivative_key(uri: str, spec: dict[str, Any]) -> str:
+    """`{uri}/{region}/{size}/{rotation}/{quality}.{format}`; quality default is written color."""
+    region = spec.get("region") or "full"
+    size = spec.get("size") or "full"
+    rotation = spec.get("rotation") or "0"
+    quality = spec.get("quality") or "default"
+    if quality == "default":
+        quality = "color"
+    image_format = spec.get("format") or "jpg"
+    return f"{uri}/{region}/{size}/{rotation}/{quality}.{image_format}"
+
+
+def region_size(spec: dict[str, Any], width: int, height: int) -> tuple[int, int]:
+    """The region's width and height: `full`, or a w x h smart crop clipped to the image."""
+    region = spec.get("region") or "full"
+    if region == "full":
+        return width, height
+    x, y, w, h = region.split(",")
+    if (x, y) == ("-1", "-1"):
+        return min(int(w), width), min(int(h), height)
+    return min(int(w), width - int(x)), min(int(h), height - int(y))
+
+
+def size_is_right(spec: dict[str, Any], source: tuple[int, int], got: tuple[int, int]) -> bool:
+    """Whether `got` is the size IIIF asks for, with one pixel of rounding freedom."""
+    width, height = region_size(spec, *source)
+    size = spec.get("size") or "full"
+    if size in ("full", "max"):
+        return got == (width, height)
+    if size.startswith("!"):
+        box_w, box_h = (int(v) for v in size[1:].split(","))
+        if width <= box_w and height <= box_h:  # `!w,h` never enlarges
+            return got == (width, height)
+        scale = min(box_w / width, box_h / height)
+        fits = got[0] <= box_w and got[1] <= box_h
+        return fits and abs(got[0] - width * scale) <= 1 and abs(got[1] - height * scale) <= 1
+    raise ValueError(f"size {size!r} is not covered by these expectations")
