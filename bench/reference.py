@@ -1,9 +1,11 @@
 """The reference: a minimal hand-written pyvips pipeline for go-iiif's default derivatives.
 
 One decode of the source into memory, then every derivative from it: ``o`` re-encoded, ``k``
-resized from the full image, each smaller size from the previous one, the smart crop taken once and
-used by both ``s`` (crisp) and ``ds`` (dither). Plus the sha1 fingerprint of the source bytes, as
-go-iiif's report has. No config, no stores, no report: the floor for this work in pyvips.
+resized from the full image, each smaller size from the previous one, the smart crop made once
+and used by both ``s`` (crisp) and ``ds`` (dither): a thumbnail (``thumbnail_image`` with
+``crop="attention"``) of the smallest made copy that covers it. Plus the sha1 fingerprint of the
+source bytes, as go-iiif's report has. No config, no stores, no report: the floor for this work
+in pyvips.
 
 Run as a child process by the benchmark: ``python -m bench.reference OUT_DIR IMAGE [IMAGE ...]``;
 prints ``{"seconds": [per image], "cpu": [per image], "sizes": {label: [w, h]}}``.
@@ -50,7 +52,14 @@ def process(source: Path, out_dir: Path) -> dict[str, tuple[int, int]]:
         previous = outputs[label] = scaled.copy_memory()
     outputs["dc"] = _dither(outputs["c"])
 
-    crop = full.smartcrop(*SMART_CROP, interesting="attention").copy_memory()
+    # The smart crop: a thumbnail of the most interesting part, from the smallest made copy
+    # that still covers it.
+    made = [outputs[label] for label in FIT_SIZES]
+    covering = [i for i in made if i.width >= SMART_CROP[0] and i.height >= SMART_CROP[1]]
+    seed = min(covering, key=lambda i: i.width) if covering else full
+    crop = seed.thumbnail_image(
+        SMART_CROP[0], height=SMART_CROP[1], crop="attention", size="down"
+    ).copy_memory()
     outputs["s"] = _crisp(crop)
     outputs["ds"] = _dither(crop)
 

@@ -2,9 +2,12 @@
 
 Mirrors what ``iiif-process`` does with ``-instructions-source defaults://`` so that the three
 pipelines do the same work: JPEG quality 75; ``!w,h`` fits inside without enlarging; the smart
-crops ``-1,-1,320,320`` cut a 320x320 area of the full-resolution image where libvips' attention
-strategy points; ``crisp:2.0,0.5,0.025`` is an unsharp mask (gaussian sigma 2, amount 0.5,
-threshold 2.5 % of full scale); ``dither`` is an 8x8 ordered (Bayer) black-and-white dither.
+crops ``-1,-1,320,320`` are 320x320 thumbnails of the most interesting part (libvips'
+``thumbnail_image(320, height=320, crop="attention")``: scale the image until it just covers
+320x320, from the smallest already-made copy that does, then cut 320x320 where the attention
+strategy points; Pillow, which has no attention crop, cuts around its most detailed area);
+``crisp:2.0,0.5,0.025`` is an unsharp mask (gaussian sigma 2, amount 0.5, threshold 2.5 % of
+full scale); ``dither`` is an 8x8 ordered (Bayer) black-and-white dither.
 """
 
 from __future__ import annotations
@@ -50,4 +53,13 @@ def fit(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
     return (
         max(1, min(round(width * scale), box_w)),
         max(1, min(round(height * scale), box_h)),
+    )
+
+
+def cover(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
+    """The size of a width x height image scaled to just cover box_w x box_h, never enlarged."""
+    scale = min(1.0, max(box_w / width, box_h / height))
+    return (
+        max(min(box_w, width), round(width * scale)),
+        max(min(box_h, height), round(height * scale)),
     )

@@ -60,31 +60,26 @@ def blurhash(image: pyvips.Image, x_components: int, y_components: int) -> str:
             ]
         ]
     )
-    linear = image.maplut(lut).copy_memory()
-    # Separable sums: libvips sums each row against cos(pi i x / W) (one pass per i); the
-    # small sums against cos(pi j y / H) are done here.
-    sums: list[list[tuple[float, ...]]] = []
-    for i in range(x_components):
-        row = pyvips.Image.new_from_list(
-            [[math.cos(math.pi * i * x / width) for x in range(width)]]
-        ).replicate(1, height)
-        _, rows = (linear * row).project()
+    linear = image.maplut(lut).cast("double").copy_memory()
+    # The basis sums as two small matrix products per band, in libvips (cheap next to the
+    # derivatives): cos_y (Y x H) . band (H x W) . cos_x (W x X).
+    cos_x = pyvips.Image.new_from_list(
+        [[math.cos(math.pi * i * x / width) for i in range(x_components)] for x in range(width)]
+    )
+    cos_y = pyvips.Image.new_from_list(
+        [[math.cos(math.pi * j * y / height) for y in range(height)] for j in range(y_components)]
+    )
+    sums: list[array.array[float]] = []
+    for band in range(3):
+        product = cos_y.matrixmultiply(linear[band].matrixmultiply(cos_x))
         values = array.array("d")
-        values.frombytes(rows.cast("double").write_to_memory())
-        sums.append([tuple(values[y * 3 : y * 3 + 3]) for y in range(height)])
-    cos_y = [
-        [math.cos(math.pi * j * y / height) for y in range(height)] for j in range(y_components)
-    ]
+        values.frombytes(product.cast("double").write_to_memory())
+        sums.append(values)
     factors: list[tuple[float, ...]] = []
     for j in range(y_components):
         for i in range(x_components):
             norm = (1.0 if i == 0 and j == 0 else 2.0) / (width * height)
-            factors.append(
-                tuple(
-                    norm * sum(c * s[b] for c, s in zip(cos_y[j], sums[i], strict=True))
-                    for b in range(3)
-                )
-            )
+            factors.append(tuple(norm * sums[b][j * x_components + i] for b in range(3)))
     dc, ac = factors[0], factors[1:]
     out = _encode83((x_components - 1) + (y_components - 1) * 9, 1)
     if ac:

@@ -177,6 +177,17 @@ class S3Store:
         self.region = region
         self._client = client
         self._lock = threading.Lock()
+        # A store given its client (tests, moto in-process) stays in this process; one that makes
+        # its own client can be reopened by a worker process (see __getstate__).
+        self.portable = client is None
+
+    def __getstate__(self) -> dict[str, Any]:
+        if not self.portable:
+            raise TypeError("an S3Store given its own client cannot move to another process")
+        return {"bucket": self.bucket, "prefix": self.prefix, "region": self.region}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["bucket"], state["prefix"], state["region"])  # type: ignore[misc]
 
     @property
     def client(self) -> Any:

@@ -3,8 +3,9 @@
 
 Speed: the source is decoded once into memory; downscaled copies made for one derivative are kept
 and reused as the starting point of smaller ones (a cascade: a target is made from the smallest
-kept copy at least as large), and identical crops (the two default smart crops) are computed once.
-Colour management runs after resizing, on few pixels.
+kept copy at least as large); the smart crops are thumbnails cut from a small kept copy, and
+identical ones (the two default smart crops) are computed once. Colour management runs after
+resizing, on few pixels.
 """
 
 from __future__ import annotations
@@ -191,15 +192,18 @@ class SourceImage:
             ) from None
         self._oriented: pyvips.Image | None = None
         self._scaled: dict[bool, list[pyvips.Image]] = {True: [], False: []}
-        self._crops: dict[tuple[bool, str], pyvips.Image] = {}
+        self._crops: dict[tuple[bool, int, int], pyvips.Image] = {}
+        # Derivatives may be made from two threads (full-size encodes beside the resizing).
+        self._lock = threading.RLock()
 
     def base(self, auto_orient: bool) -> pyvips.Image:
         """The full image, with the EXIF orientation applied unless ``auto_orient`` is false."""
         if not auto_orient or self.orientation in (0, 1):
             return self.raw
-        if self._oriented is None:
-            self._oriented = self.raw.autorot()
-        return self._oriented
+        with self._lock:
+            if self._oriented is None:
+                self._oriented = self.raw.autorot()
+            return self._oriented
 
     def scaled(self, auto_orient: bool, width: int, height: int, keep: bool) -> pyvips.Image:
         """The full region at width x height in sRGB, made from the smallest kept copy that is
@@ -207,6 +211,12 @@ class SourceImage:
 
         ``keep`` stores the result (in memory) as a starting point for later, smaller targets.
         """
+        with self._lock:
+            return self._scaled_locked(auto_orient, width, height, keep)
+
+    def _scaled_locked(
+        self, auto_orient: bool, width: int, height: int, keep: bool
+    ) -> pyvips.Image:
         kept = self._scaled[auto_orient]
         for image in kept:
             if image.width == width and image.height == height:
@@ -232,13 +242,37 @@ class SourceImage:
         left, top, width, height = region.box(base.width, base.height)
         if (left, top, width, height) == (0, 0, base.width, base.height):
             return base, True
-        cache_key = (rotation.auto_orient, instruction.region_str)
         if region.kind == "smart":
-            if cache_key not in self._crops:
-                crop = base.smartcrop(width, height, interesting="attention")
-                self._crops[cache_key] = to_srgb(crop).copy_memory()
-            return self._crops[cache_key], False
+            return self.smart_thumbnail(rotation.auto_orient, int(region.w), int(region.h)), False
         return base.crop(left, top, width, height), False
+
+    def smart_thumbnail(self, auto_orient: bool, width: int, height: int) -> pyvips.Image:
+        """go-iiif's smart crop ``-1,-1,w,h``: the w x h thumbnail of the most interesting part.
+
+        Like libvips' ``thumbnail_image(w, height=h, crop="attention")``: the image is scaled
+        down until it just covers w x h (never enlarged), then the w x h area where libvips'
+        attention strategy points is cut from it. The scaled copy comes from the smallest kept
+        copy that still covers w x h, so this costs a few small images, not a full-size pass.
+        """
+        with self._lock:
+            return self._smart_thumbnail_locked(auto_orient, width, height)
+
+    def _smart_thumbnail_locked(self, auto_orient: bool, width: int, height: int) -> pyvips.Image:
+        cache_key = (auto_orient, width, height)
+        if cache_key not in self._crops:
+            base = self.base(auto_orient)
+            scale = min(1.0, max(width / base.width, height / base.height))
+            cover_w = max(min(width, base.width), round(base.width * scale))
+            cover_h = max(min(height, base.height), round(base.height * scale))
+            if (cover_w, cover_h) == (base.width, base.height):
+                cover = to_srgb(base)
+            else:
+                cover = self.scaled(auto_orient, cover_w, cover_h, keep=False)
+            crop_w, crop_h = min(width, cover_w), min(height, cover_h)
+            if (crop_w, crop_h) != (cover_w, cover_h):
+                cover = cover.smartcrop(crop_w, crop_h, interesting="attention")
+            self._crops[cache_key] = cover.copy_memory()
+        return self._crops[cache_key]
 
 
 def _rotate(image: pyvips.Image, rotation: Rotation) -> pyvips.Image:

@@ -105,3 +105,21 @@ def p3_jpeg() -> bytes:
     """The gradient converted to Display P3, with the P3 profile embedded."""
     p3 = gradient().icc_transform("p3", input_profile="srgb")
     return p3.jpegsave_buffer(Q=100, keep="icc")
+
+
+def banded(width: int = 300, height: int = 200, band: int = 20) -> pyvips.Image:
+    """Grey, with a red band along the top edge and a blue band along the bottom edge."""
+    grey = pyvips.Image.black(width, height, bands=3).new_from_image([128, 128, 128])
+    red = pyvips.Image.black(width, band).new_from_image([255, 0, 0])
+    blue = pyvips.Image.black(width, band).new_from_image([0, 0, 255])
+    out = grey.insert(red, 0, 0).insert(blue, 0, height - band)
+    return out.cast("uchar").copy(interpretation="srgb")
+
+
+def detail_on_the_right(width: int = 400, height: int = 100, detail: int = 100) -> pyvips.Image:
+    """Flat grey, with a saturated red/yellow checkerboard filling the right ``detail`` columns."""
+    grey = pyvips.Image.black(width, height, bands=3).new_from_image([128, 128, 128])
+    xyz = pyvips.Image.xyz(detail, height)
+    checks = ((xyz[0] // 10 + xyz[1] // 10) % 2).bandjoin([xyz[0] * 0, xyz[0] * 0])
+    coloured = (checks == 1).ifthenelse([255, 220, 0], [220, 0, 0])
+    return grey.insert(coloured, width - detail, 0).cast("uchar").copy(interpretation="srgb")

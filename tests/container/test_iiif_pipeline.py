@@ -43,6 +43,27 @@ def test_region_gives_the_expected_dimensions(
     assert (out.width, out.height) == size
 
 
+def test_smart_crop_is_a_thumbnail_of_the_whole_image(ws: Workspace) -> None:
+    # go-iiif's -1,-1,w,h: scale to cover w x h, then crop; the whole height survives, so the red
+    # top band and the blue bottom band (180 px apart in the source) are both in a 40x40 crop.
+    key = ws.put("banded.png", gen.png(gen.banded()))
+    out = _one(ws, key, region="-1,-1,40,40")
+    assert (out.width, out.height) == (40, 40)
+    assert (out(20, 0), out(20, 39)) == ([255.0, 0.0, 0.0], [0.0, 0.0, 255.0])
+
+
+def test_smart_crop_takes_the_most_interesting_part(ws: Workspace) -> None:
+    key = ws.put("detail.png", gen.png(gen.detail_on_the_right()))
+    out = _one(ws, key, region="-1,-1,50,50")
+    # The 200x50 cover copy keeps its right quarter (the checkerboard): no flat grey left there.
+    assert out.crop(25, 0, 25, 50).colourspace("lch")[1].avg() > 60
+
+
+def test_smart_crop_never_enlarges(ws: Workspace, photo: str) -> None:
+    out = _one(ws, photo, region="-1,-1,500,60")
+    assert (out.width, out.height) == (120, 60)
+
+
 def test_pixel_region_takes_the_right_pixels(ws: Workspace, photo: str) -> None:
     out = _one(ws, photo, region="60,0,60,80")
     assert out(0, 0)[0] == pytest.approx(60 * 255 / 119, abs=6)

@@ -1,0 +1,193 @@
+"""Parallel work: URIs in worker processes (order, a killed worker, the shared memory budget),
+no pool for one URI, and the overlapped rendering of one image."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from iiif_process.config import Config, StoreSpec
+from iiif_process.params import parse_instructions
+from iiif_process.process import ReportOptions, process_uri, process_uris
+from iiif_process.stores import DiskStore, MemoryStore
+
+from . import iiif_images as gen
+
+INSTRUCTIONS = parse_instructions({"a": {"size": "!40,40", "format": "jpg"}})
+KILLER = "die.jpg"
+
+
+class KillingStore(DiskStore):
+    """A source that kills the worker process reading ``die.jpg``, as the OOM killer would.
+
+    The first URIs go to the worker processes (the parent's own thread takes the next one), so a
+    killer listed first always lands in a process."""
+
+    def read(self, key: str) -> bytes:
+        # Only ever in a worker: the test process itself is never the one killed.
+        if key == KILLER and multiprocessing.parent_process() is not None:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return super().read(key)
+
+
+def _run(tmp_path: Path, uris: list[str], **config: Any) -> tuple[dict[str, Any], Path]:
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir(exist_ok=True)
+    out.mkdir(exist_ok=True)
+    for uri in uris:
+        (source / uri).write_bytes(gen.jpeg())
+    settings = Config(
+        source=StoreSpec("disk", path=str(source)),
+        derivatives=StoreSpec("disk", path=str(out)),
+        **{"workers": 2, **config},
+    )
+    results = process_uris(
+        uris,
+        settings,
+        INSTRUCTIONS,
+        KillingStore(str(source)),
+        DiskStore(str(out)),
+        ReportOptions(),
+    )
+    return results, out
+
+
+def test_worker_processes_return_every_uri_in_input_order(tmp_path: Path) -> None:
+    uris = [f"{i}.jpg" for i in range(5)]
+    results, _ = _run(tmp_path, uris)
+    assert list(results) == uris
+    assert all(results[uri]["dimensions"]["a"] == [40, 27] for uri in uris)
+
+
+def test_a_killed_worker_is_an_error_entry_for_its_uri(tmp_path: Path) -> None:
+    results, _ = _run(tmp_path, [KILLER, "a.jpg", "b.jpg", "c.jpg"])
+    assert "worker process died (killed by signal 9" in results[KILLER]["error"]
+
+
+def test_a_killed_worker_does_not_stop_the_other_uris(tmp_path: Path) -> None:
+    results, _ = _run(tmp_path, [KILLER, "a.jpg", "b.jpg", "c.jpg"])
+    assert [uri for uri, entry in results.items() if "dimensions" in entry] == [
+        "a.jpg",
+        "b.jpg",
+        "c.jpg",
+    ]
+
+
+def test_a_killed_worker_publishes_nothing_for_its_uri(tmp_path: Path) -> None:
+    _, out = _run(tmp_path, [KILLER, "a.jpg"])
+    assert not (out / KILLER).exists()
+
+
+def test_images_larger_than_the_shared_budget_run_one_at_a_time(tmp_path: Path) -> None:
+    # A 1 MB budget across both workers: every image is admitted alone, none is refused.
+    uris = [f"{i}.jpg" for i in range(4)]
+    results, _ = _run(tmp_path, uris, memory_budget_mb=1)
+    assert all("dimensions" in results[uri] for uri in uris)
+
+
+class RecordingStore(DiskStore):
+    """A source that notes which process read each key (in a file next to the sources)."""
+
+    def read(self, key: str) -> bytes:
+        with open(os.path.join(self.root, "readers.txt"), "a") as log:
+            log.write(f"{os.getpid()}\n")
+        return super().read(key)
+
+
+def test_a_single_uri_runs_in_this_process(tmp_path: Path) -> None:
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir()
+    out.mkdir()
+    (source / "a.jpg").write_bytes(gen.jpeg())
+    settings = Config(
+        source=StoreSpec("disk", path=str(source)),
+        derivatives=StoreSpec("disk", path=str(out)),
+        workers=4,
+    )
+    store = RecordingStore(str(source))
+    process_uris(["a.jpg"], settings, INSTRUCTIONS, store, DiskStore(str(out)), ReportOptions())
+    assert (source / "readers.txt").read_text().split() == [str(os.getpid())]
+
+
+def test_overlapped_rendering_makes_the_same_derivatives(tmp_path: Path) -> None:
+    # threads=2 encodes the full-size derivative in a second thread; the bytes must not change.
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "a.jpg").write_bytes(gen.with_orientation(gen.gradient(300, 200), 6))
+    instructions = parse_instructions(
+        {
+            "o": {"size": "full", "format": "jpg", "rotation": "-1"},
+            "f": {"size": "full", "format": "png"},
+            "k": {"size": "!100,100", "format": "jpg"},
+            "s": {"size": "full", "region": "-1,-1,50,50", "format": "png"},
+        }
+    )
+    settings = Config(
+        source=StoreSpec("disk", path=str(source)), derivatives=StoreSpec("disk", path="")
+    )
+    outputs = []
+    for threads in (1, 2):
+        out = tmp_path / f"out{threads}"
+        out.mkdir()
+        report = process_uri(
+            "a.jpg",
+            settings,
+            instructions,
+            DiskStore(str(source)),
+            DiskStore(str(out)),
+            ReportOptions(),
+            threads=threads,
+        )
+        outputs.append(
+            (report["dimensions"], {k: (out / v).read_bytes() for k, v in report["uris"].items()})
+        )
+    assert outputs[0] == outputs[1]
+
+
+def _pool_with_two_workers(budget: int) -> tuple[Any, list[Any]]:
+    """The parent's pool logic with two workers on plain pipes (no processes started)."""
+    from iiif_process.process import WorkerJob, _Pool, _Worker
+
+    config = Config(StoreSpec("memory"), StoreSpec("memory"))
+    store = MemoryStore()
+    job = WorkerJob(config, INSTRUCTIONS, store, store, ReportOptions(), 1, None)
+    pool = _Pool(job, budget, deque())
+    ends = []
+    for _ in range(2):
+        parent, child = multiprocessing.Pipe()
+        worker = _Worker(parent, uri="x.jpg")
+        pool.busy.append(worker)
+        ends.append((worker, child))
+    return pool, ends
+
+
+def test_the_parent_holds_back_a_decode_that_does_not_fit_the_shared_budget() -> None:
+    pool, [(first, first_end), (second, second_end)] = _pool_with_two_workers(100)
+    pool.handle(first, ("need", 80))
+    pool.handle(second, ("need", 50))
+    pool.admit()
+    assert (first_end.poll(), second_end.poll()) == (True, False)
+
+
+def test_the_parent_admits_the_held_decode_when_memory_is_freed() -> None:
+    pool, [(first, _), (second, second_end)] = _pool_with_two_workers(100)
+    pool.handle(first, ("need", 80))
+    pool.handle(second, ("need", 50))
+    pool.admit()
+    pool.handle(first, ("free", 0))
+    pool.admit()
+    assert second_end.recv() == "go"
+
+
+def test_memory_stores_are_shared_by_threads_not_processes() -> None:
+    # A mem:// store lives in this process: several URIs still all land in it.
+    source, out = MemoryStore(), MemoryStore()
+    for uri in ("a.jpg", "b.jpg"):
+        source.write(uri, gen.jpeg(), "image/jpeg")
+    config = Config(StoreSpec("memory"), StoreSpec("memory"), workers=2)
+    results = process_uris(["a.jpg", "b.jpg"], config, INSTRUCTIONS, source, out, ReportOptions())
+    assert sorted(out.objects) == sorted(results[uri]["uris"]["a"] for uri in ("a.jpg", "b.jpg"))
