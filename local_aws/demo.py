@@ -2,7 +2,8 @@
 
 Starts moto's server (with the Lambda runner, RunTask tokens and the task runner), deploys the app
 with `cdk bootstrap` and `cdk deploy`, uploads sample images with `aws s3 cp` (S3 notification ->
-the real Lambda handler -> ECS RunTask -> the task runner runs iiif-process), reprocesses with
+the SQS event queue -> one batch to the real Lambda handler -> ECS RunTask -> the task runner runs
+iiif-process), reprocesses with
 `iiif-process-ecs -stack ... -mode invoke -wait` and with `aws lambda invoke`, then copies the
 derivatives and reports into demo-output/ with an index.html, and prints a summary.
 """
@@ -30,6 +31,7 @@ from local_aws.emulator import PIECES, LocalAws, local_aws
 from local_aws.gallery import write_gallery
 from local_aws.sample_images import make_corrupt_jpeg, make_large_image, sample_photos
 from local_aws.server import EmbeddedAws
+from local_aws.sqs_batches import deliver_one_batch, hold_event_source_mapping
 from local_aws.task_runner import TaskRun
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -154,22 +156,36 @@ def step_deploy(env: LocalAws) -> tuple[DeployedStack, float]:
 
 
 def step_upload(env: LocalAws, stack: DeployedStack, staging: Path) -> dict[str, str]:
-    heading(3, "Upload images with aws s3 cp (S3 notification -> Lambda -> ECS RunTask)")
+    heading(3, "Upload images with aws s3 cp (S3 -> SQS event queue -> Lambda -> ECS RunTask)")
     staged = stage_uploads(staging)
     for key, what in staged.items():
         say(f"    {key:28} {what}")
+    function, queue_url = stack["FunctionName"], stack["EventQueueUrl"]
+    say("    On AWS, Lambda's SQS event source mapping batches the queued S3 notifications: up to")
+    say("    queueBatchSize (default 1000) per invocation, gathered for up to")
+    say("    queueBatchWindowSeconds (default 30), packed maxUrisPerTask (default 50) to a task.")
+    say("    moto instead invokes once per message as it arrives, so the demo pauses the mapping")
+    say("    during the upload and then delivers the queued messages as one batch, as the poller")
+    say("    would (local_aws/sqs_batches.py: ReceiveMessage, one Invoke, DeleteMessage).")
     before = len(env.invocations)
-    run_tool(
-        env.aws,
-        [
-            "aws",
-            "s3",
-            "cp",
-            str(staging),
-            f"s3://{stack['SourceBucketName']}/",
-            "--recursive",
-            "--only-show-errors",
-        ],
+    with hold_event_source_mapping(env.aws, function, queue_url) as mapping:
+        run_tool(
+            env.aws,
+            [
+                "aws",
+                "s3",
+                "cp",
+                str(staging),
+                f"s3://{stack['SourceBucketName']}/",
+                "--recursive",
+                "--only-show-errors",
+            ],
+        )
+        batch = deliver_one_batch(env.aws, function, queue_url, int(mapping["BatchSize"]))
+    failures = batch.response.get("batchItemFailures", [])
+    say(
+        f"    [sqs poller] {batch.messages} queued messages -> 1 invocation; "
+        f"{batch.deleted} deleted, {len(failures)} left for redelivery"
     )
     for invocation in env.invocations[before:]:
         if invocation.function_name != stack["FunctionName"]:

@@ -23,6 +23,9 @@ PIECES = {
     "zip's handler in a child process with the function's environment",
     "RunTask clientToken (local_aws/ecs_client_token.py)": "ECS's idempotent RunTask: "
     "a repeated clientToken starts no second task",
+    "SQS batch delivery (local_aws/sqs_batches.py)": "the batching of Lambda's SQS event source "
+    "mapping (moto invokes once per message): receives the queued messages, invokes once, deletes "
+    "what the function did not report in batchItemFailures",
     "task runner (local_aws/task_runner.py)": "Fargate and the awslogs driver: runs each started "
     "task's container command with the project's iiif-process, logs to CloudWatch, stops the task",
 }

@@ -8,6 +8,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.event_queue import EventQueue
 from stacks.image_repository import ImageRepository
 from stacks.network import Network
 from stacks.processing import LOG_STREAM_PREFIX, Processing
@@ -19,7 +20,7 @@ _RETENTION_BY_DAYS = dict(zip(LOG_RETENTION_DAYS, list(logs.RetentionDays)[:-1],
 
 
 class IiifProcessStack(cdk.Stack):
-    """Buckets, network, image repository, ECS task and trigger Lambda of the IIIF pipeline.
+    """Buckets, network, image repository, ECS task, event queue and trigger Lambda.
 
     Stack outputs carry the names in docs/contracts.md (`ClusterName`, `TaskDefinitionArn`, ...).
     """
@@ -67,9 +68,15 @@ class IiifProcessStack(cdk.Stack):
             "Trigger",
             settings=settings,
             environment=self._function_environment(),
-            source_bucket=source,
             log_retention=retention,
             removal_policy=removal_policy,
+        )
+        self.event_queue = EventQueue(
+            self,
+            "EventQueue",
+            settings=settings,
+            function=self.trigger.function,
+            source_bucket=source,
         )
 
         source.grant_read(self.processing.task_role)
@@ -129,6 +136,7 @@ class IiifProcessStack(cdk.Stack):
             "LogStreamPrefix": LOG_STREAM_PREFIX,
             "RepositoryUri": self.image_repository.repository.repository_uri,
             "DeadLetterQueueUrl": self.trigger.dead_letter_queue.queue_url,
+            "EventQueueUrl": self.event_queue.queue.queue_url,
         }
         for key, value in outputs.items():
             cdk.CfnOutput(self, key, value=value)

@@ -41,6 +41,10 @@ LAMBDA_MEMORY_MIB = (128, 10240)
 LAMBDA_RESERVED_CONCURRENCY = (1, 1000)
 # RunTask overrides hold at most 8192 characters; 200 short keys already come close.
 MAX_URIS_PER_TASK = (1, 200)
+# SQS event source mapping: batch size 1-10000 (above 10 only with a batching window), window 0-300.
+QUEUE_BATCH_SIZE = (1, 10000)
+QUEUE_BATCH_SIZE_WITHOUT_WINDOW = 10
+QUEUE_BATCH_WINDOW_SECONDS = (0, 300)
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -107,7 +111,11 @@ class Settings:
     max_uris_per_task: int = 50
     """`maxUrisPerTask`: most URIs the function hands to one task."""
     s3_notifications: bool = True
-    """`s3Notifications`: invoke the function when images land in the source bucket."""
+    """`s3Notifications`: notify the event queue (and so the function) of new source images."""
+    queue_batch_size: int = 1000
+    """`queueBatchSize`: most queued S3 notifications one invocation receives."""
+    queue_batch_window_seconds: int = 30
+    """`queueBatchWindowSeconds`: how long Lambda gathers queued notifications into a batch."""
     report: bool = True
     """`report`: ask iiif-process to store a JSON report per URI."""
     report_name: str = "process.json"
@@ -207,6 +215,8 @@ def _context_keys() -> dict[str, tuple[str, Callable[[str, Any], Any]]]:
         "lambdaReservedConcurrency": ("lambda_reserved_concurrency", _as_int),
         "maxUrisPerTask": ("max_uris_per_task", _as_int),
         "s3Notifications": ("s3_notifications", _as_bool),
+        "queueBatchSize": ("queue_batch_size", _as_int),
+        "queueBatchWindowSeconds": ("queue_batch_window_seconds", _as_int),
         "report": ("report", _as_bool),
         "reportName": ("report_name", _as_str),
     }
@@ -342,6 +352,7 @@ def _validate(s: Settings) -> None:
     _check_range(s, "lambda_reserved_concurrency", LAMBDA_RESERVED_CONCURRENCY, "executions")
     _check_range(s, "max_uris_per_task", MAX_URIS_PER_TASK, "URIs")
     _check_choice(s, "s3_notifications", (True, False))
+    _check_queue_batching(s)
     _check_choice(s, "report", (True, False))
     _check_pattern(
         s,
@@ -349,6 +360,18 @@ def _validate(s: Settings) -> None:
         _REPORT_NAME,
         "a plain file name (letters, digits, '_', '.', '-'; no '/'), e.g. process.json",
     )
+
+
+def _check_queue_batching(s: Settings) -> None:
+    _check_range(s, "queue_batch_size", QUEUE_BATCH_SIZE, "messages")
+    _check_range(s, "queue_batch_window_seconds", QUEUE_BATCH_WINDOW_SECONDS, "seconds")
+    if s.queue_batch_size > QUEUE_BATCH_SIZE_WITHOUT_WINDOW and s.queue_batch_window_seconds == 0:
+        raise _fail(
+            "queue_batch_size",
+            s.queue_batch_size,
+            f"at most {QUEUE_BATCH_SIZE_WITHOUT_WINDOW} when 'queueBatchWindowSeconds' is 0 "
+            "(Lambda needs a batching window for larger SQS batches)",
+        )
 
 
 def _check_network(s: Settings) -> None:

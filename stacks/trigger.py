@@ -1,4 +1,7 @@
-"""Trigger: the Lambda that turns S3 events into RunTask calls, its DLQ, logs and notifications."""
+"""Trigger: the Lambda that turns S3 events into RunTask calls, with its DLQ and logs.
+
+S3 notifications reach it through the event queue (`stacks/event_queue.py`).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +11,6 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_s3 as s3
-from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
@@ -21,29 +22,19 @@ LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
 
 HANDLER = "handler.handler"
 RUNTIME = lambda_.Runtime.PYTHON_3_14
-IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "tif", "tiff", "gif", "webp")
-"""Suffixes that trigger processing, matched in lower and in UPPER case."""
-
 CONFIG_PATH = "/etc/go-iiif/config.json"
 INSTRUCTIONS_PATH = "/etc/go-iiif/instructions.json"
 
 _CODE_EXCLUDES = ["requirements.txt", "**/__pycache__", "**/*.pyc", "**/*.egg-info"]
 
-# The Python handler of CDK's bucket-notification custom resource (one per stack, fixed id).
-_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
-
-
-def notification_suffixes() -> list[str]:
-    """Every suffix filter, one per case: `.jpg`, `.JPG`, `.jpeg`, ..."""
-    return [f".{s}" for s in IMAGE_SUFFIXES] + [f".{s.upper()}" for s in IMAGE_SUFFIXES]
-
 
 class Trigger(Construct):
-    """The trigger function with its dead-letter queue, log group and S3 notifications.
+    """The trigger function with its dead-letter queue and log group.
 
     Attributes:
         function: the Lambda function (`handler.handler`).
-        dead_letter_queue: where asynchronous invocations that failed every retry end up.
+        dead_letter_queue: where asynchronous (direct) invocations that failed every retry end
+            up; the event queue has its own.
         log_group: the function's log group.
     """
 
@@ -54,7 +45,6 @@ class Trigger(Construct):
         *,
         settings: Settings,
         environment: dict[str, str],
-        source_bucket: s3.IBucket,
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
@@ -95,17 +85,6 @@ class Trigger(Construct):
             description="Starts iiif-process Fargate tasks for images put in the source bucket.",
         )
         self._acknowledge()
-        if settings.s3_notifications:
-            self._notify_on_images(source_bucket)
-
-    def _notify_on_images(self, bucket: s3.IBucket) -> None:
-        destination = s3n.LambdaDestination(self.function)
-        # One filter per suffix: S3 matches suffixes case-sensitively and allows one per rule.
-        for suffix in notification_suffixes():
-            bucket.add_event_notification(
-                s3.EventType.OBJECT_CREATED, destination, s3.NotificationKeyFilter(suffix=suffix)
-            )
-        self._acknowledge_notifications_handler()
 
     def _acknowledge(self) -> None:
         acknowledge(
@@ -119,17 +98,4 @@ class Trigger(Construct):
             "Serverless-LambdaTracing",
             "The function makes one RunTask call per batch and logs every task ARN and "
             "failure; X-Ray traces would add cost and permissions without more insight.",
-        )
-
-    def _acknowledge_notifications_handler(self) -> None:
-        handler = cdk.Stack.of(self).node.try_find_child(_NOTIFICATIONS_HANDLER_ID)
-        role = handler.node.try_find_child("Role") if handler is not None else None
-        if role is None:
-            return
-        acknowledge(
-            role,
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaBasicExecutionRole]",
-            "CDK's own bucket-notification custom resource uses this role only to write its "
-            "logs while it configures the source bucket's notifications at deploy time.",
         )

@@ -2,6 +2,10 @@
 
 Shapes, and how they are told apart:
 
+* SQS batch from the event queue: ``Records`` whose ``eventSource`` are all ``"aws:sqs"``; each
+  message's ``body`` is an S3 notification (parsed as below) or an ``s3:TestEvent`` (a no-op). A
+  body that is not JSON, or not an S3 notification, fails that message with a reason. Every
+  object remembers its ``messageId``, so the caller can report the messages it did not finish.
 * S3 notification: ``Records`` whose ``eventSource`` is ``"aws:s3"``. The key is URL-encoded
   form-style and is decoded exactly once with ``unquote_plus``; the bucket name is required.
 * The seed's ``-mode invoke`` payload: ``Records`` whose ``eventSource`` is missing or empty (Go
@@ -19,12 +23,14 @@ that has none of these shapes raises InvalidEvent.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote_plus
 
 MAX_DIRECT_URIS = 1000
+SQS_SHAPE = "sqs"
 
 
 class InvalidEvent(ValueError):
@@ -36,7 +42,9 @@ class ObjectRecord:
     """One object to process: its decoded key, and what the event said about it.
 
     ``identity`` distinguishes two uploads of the same key (S3's sequencer, version ID or ETag);
-    it is empty when the event has none. It feeds the RunTask clientToken.
+    it is empty when the event has none. It feeds the RunTask clientToken. ``message_id`` is the
+    SQS message the record came in (empty for other shapes); it does not feed the clientToken,
+    since S3 may deliver one upload in two messages.
     """
 
     key: str
@@ -44,6 +52,7 @@ class ObjectRecord:
     bucket: str | None = None
     size: int | None = None
     identity: str = ""
+    message_id: str = ""
 
 
 @dataclass(frozen=True)
@@ -57,11 +66,17 @@ class RejectedRecord:
 
 @dataclass(frozen=True)
 class ParsedEvent:
-    """The records of one event, in event order."""
+    """The records of one event, in event order; ``message_ids`` of an SQS batch, in order."""
 
     shape: str
     objects: tuple[ObjectRecord, ...]
     rejected: tuple[RejectedRecord, ...]
+    message_ids: tuple[str, ...] = ()
+
+    @property
+    def is_sqs_batch(self) -> bool:
+        """True for a batch from the event queue (answered with batchItemFailures)."""
+        return self.shape == SQS_SHAPE
 
 
 def parse_event(event: Any, *, source_bucket: str | None = None) -> ParsedEvent:
@@ -69,6 +84,8 @@ def parse_event(event: Any, *, source_bucket: str | None = None) -> ParsedEvent:
     if not isinstance(event, Mapping):
         raise InvalidEvent(f"event must be a JSON object, not {type(event).__name__}")
     if "Records" in event:
+        if _is_sqs_batch(event["Records"]):
+            return _parse_sqs(event["Records"], source_bucket)
         return _parse_records(event["Records"], source_bucket)
     if event.get("Event") == "s3:TestEvent":
         return ParsedEvent("s3:TestEvent", (), ())
@@ -111,7 +128,7 @@ def _parse_records(records: Any, source_bucket: str | None) -> ParsedEvent:
     rejected: list[RejectedRecord] = []
     shapes: set[str] = set()
     for index, record in enumerate(records):
-        result = _parse_record(index, record, source_bucket)
+        result = _parse_record(f"Records[{index}]", record, source_bucket)
         if isinstance(result, ObjectRecord):
             objects.append(result)
             shapes.add(result.source)
@@ -138,9 +155,8 @@ def _identity(*parts: Any) -> str:
 
 
 def _parse_record(
-    index: int, record: Any, source_bucket: str | None
+    where: str, record: Any, source_bucket: str | None
 ) -> ObjectRecord | RejectedRecord:
-    where = f"Records[{index}]"
     if not isinstance(record, Mapping):
         return RejectedRecord("", "failed", f"{where}: a record must be a JSON object")
     event_source = record.get("eventSource")
@@ -192,6 +208,72 @@ def _parse_record(
         )
 
     return RejectedRecord(shown, "failed", f"{where}: unsupported eventSource {event_source!r}")
+
+
+def _is_sqs_batch(records: Any) -> bool:
+    return (
+        isinstance(records, list)
+        and bool(records)
+        and all(isinstance(r, Mapping) and r.get("eventSource") == "aws:sqs" for r in records)
+    )
+
+
+def _parse_sqs(records: list[Mapping[str, Any]], source_bucket: str | None) -> ParsedEvent:
+    objects: list[ObjectRecord] = []
+    rejected: list[RejectedRecord] = []
+    message_ids: list[str] = []
+    for index, record in enumerate(records):
+        message_id = record.get("messageId")
+        if not isinstance(message_id, str) or not message_id:
+            rejected.append(
+                RejectedRecord("", "failed", f"Records[{index}]: SQS record without messageId")
+            )
+            continue
+        message_ids.append(message_id)
+        found, refused = _parse_sqs_body(f"message {message_id}", record.get("body"), source_bucket)
+        objects.extend(replace(o, message_id=message_id) for o in found)
+        rejected.extend(refused)
+    return ParsedEvent(SQS_SHAPE, tuple(objects), tuple(rejected), tuple(message_ids))
+
+
+def _parse_sqs_body(
+    where: str, body: Any, source_bucket: str | None
+) -> tuple[list[ObjectRecord], list[RejectedRecord]]:
+    """One message's body: an S3 notification, an s3:TestEvent (nothing), or a failure."""
+    if not isinstance(body, str):
+        return [], [RejectedRecord("", "failed", f"{where}: body is not a string")]
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        shown = body[:80] + ("..." if len(body) > 80 else "")
+        return [], [RejectedRecord("", "failed", f"{where}: body is not JSON: {shown!r}")]
+    if isinstance(payload, Mapping) and payload.get("Event") == "s3:TestEvent":
+        return [], []
+    inner = payload.get("Records") if isinstance(payload, Mapping) else None
+    if not isinstance(inner, list) or not inner:
+        return [], [
+            RejectedRecord(
+                "", "failed", f"{where}: body is not an S3 event notification (no 'Records' list)"
+            )
+        ]
+    objects: list[ObjectRecord] = []
+    rejected: list[RejectedRecord] = []
+    for index, record in enumerate(inner):
+        here = f"{where} Records[{index}]"
+        if not isinstance(record, Mapping) or record.get("eventSource") != "aws:s3":
+            source = record.get("eventSource") if isinstance(record, Mapping) else None
+            rejected.append(
+                RejectedRecord(
+                    "", "failed", f"{here}: not an S3 event record (eventSource {source!r})"
+                )
+            )
+            continue
+        result = _parse_record(here, record, source_bucket)
+        if isinstance(result, ObjectRecord):
+            objects.append(result)
+        else:
+            rejected.append(result)
+    return objects, rejected
 
 
 def _bucket_refusal(where: str, bucket: str, source_bucket: str | None) -> str | None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from .dsn import session_from_dsn
-from .events import parse_event
+from .events import ParsedEvent, parse_event
 from .launcher import Backoff
 from .logs import log
 from .settings import Settings, load_settings
@@ -49,15 +49,20 @@ def run_event(
     rand: Callable[[], float] | None = None,
     backoff: Backoff | None = None,
 ) -> Outcome:
-    """Parse ``event`` and start tasks for its objects (raises InvalidEvent for a bad event)."""
+    """Parse ``event`` and start tasks for its objects (raises InvalidEvent for a bad event).
+
+    The keys of all messages of an SQS batch are pooled and packed together; the outcome then
+    names, in ``batch_item_failures``, the messages holding a URI that AWS did not start.
+    """
     parsed = parse_event(event, source_bucket=settings.source_bucket)
     log(
         "event received",
         shape=parsed.shape,
         uris=[record.key for record in parsed.objects],
         rejected=len(parsed.rejected),
+        **({"messages": len(parsed.message_ids)} if parsed.is_sqs_batch else {}),
     )
-    return start_tasks(
+    outcome = start_tasks(
         parsed.objects,
         parsed.rejected,
         settings=settings,
@@ -67,6 +72,19 @@ def run_event(
         rand=rand,
         backoff=backoff,
     )
+    if parsed.is_sqs_batch:
+        outcome.batch_item_failures = messages_to_retry(parsed, outcome)
+    return outcome
+
+
+def messages_to_retry(parsed: ParsedEvent, outcome: Outcome) -> list[str]:
+    """The SQS messages, in event order, with at least one URI that AWS did not start.
+
+    Input problems (bad body, unsafe key) are not among them: no retry can fix those.
+    """
+    not_started = {entry["uri"] for entry in outcome.aws_failed}
+    failed = {record.message_id for record in parsed.objects if record.key in not_started}
+    return [message_id for message_id in parsed.message_ids if message_id in failed]
 
 
 def handle_event(
@@ -80,7 +98,8 @@ def handle_event(
 ) -> dict[str, Any]:
     """Settings from the environment, an ECS client from the DSN, then run_event.
 
-    Returns the response dict, or raises TasksNotStarted when AWS left URIs unstarted.
+    Returns the response dict. When AWS left URIs unstarted it raises TasksNotStarted, except for
+    an SQS batch: that returns ``batchItemFailures`` naming the messages to deliver again.
     """
     settings = load_settings(environ)
     if ecs is None:
@@ -93,6 +112,14 @@ def handle_event(
         sleep=sleep,
         rand=rand,
     )
+    if outcome.aws_failed and outcome.batch_item_failures is not None:
+        log(
+            "batch partly failed: messages returned to the queue",
+            level="ERROR",
+            not_started=outcome.aws_failed,
+            batch_item_failures=outcome.batch_item_failures,
+        )
+        return outcome.response()
     if outcome.aws_failed:
         log(
             "invocation failed: URIs not started",

@@ -18,8 +18,10 @@ from .settings import Settings
 class Outcome:
     """Where every URI ended: launched (with its task), skipped or failed (with a reason).
 
-    ``aws_failed`` holds the URIs that AWS did not start (these make the Lambda raise);
-    ``failed`` also holds the input problems that no retry can fix.
+    ``aws_failed`` holds the URIs that AWS did not start (these make the Lambda raise, or for an
+    SQS batch, name their messages in ``batch_item_failures``); ``failed`` also holds the input
+    problems that no retry can fix. ``batch_item_failures`` is None unless the event was an SQS
+    batch.
     """
 
     launched: list[dict[str, str]] = field(default_factory=list)
@@ -27,15 +29,21 @@ class Outcome:
     failed: list[dict[str, str]] = field(default_factory=list)
     tasks: list[str] = field(default_factory=list)
     aws_failed: list[dict[str, str]] = field(default_factory=list)
+    batch_item_failures: list[str] | None = None
 
     def response(self) -> dict[str, Any]:
-        """The handler's JSON-serialisable response."""
-        return {
+        """The handler's JSON-serialisable response (with ``batchItemFailures`` for SQS)."""
+        response: dict[str, Any] = {
             "launched": list(self.launched),
             "skipped": list(self.skipped),
             "failed": list(self.failed),
             "tasks": list(self.tasks),
         }
+        if self.batch_item_failures is not None:
+            response["batchItemFailures"] = [
+                {"itemIdentifier": message_id} for message_id in self.batch_item_failures
+            ]
+        return response
 
 
 def start_tasks(

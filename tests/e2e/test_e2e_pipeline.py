@@ -1,6 +1,6 @@
 """End to end on the embedded AWS: the synthesized app deployed into moto's server, the real
-Lambda handler run on S3 notifications, the tasks run by the local stand-in for Fargate with the
-project's iiif-process, derivatives checked with pyvips."""
+Lambda handler run on S3 notifications (through the event queue), the tasks run by the local
+stand-in for Fargate with the project's iiif-process, derivatives checked with pyvips."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import pyvips
 
 from local_aws.sample_images import corrupt_jpeg_bytes, make_large_image, sample_photos
+from local_aws.sqs_batches import deliver_one_batch, hold_event_source_mapping
 
 from .conftest import INSTRUCTIONS, Deployed
 from .iiif_expectations import derivative_key, size_is_right
@@ -111,14 +112,41 @@ def test_a_corrupt_image_fails_alone_while_its_batch_mates_succeed(deployed: Dep
 def test_a_duplicated_s3_event_starts_no_second_task(deployed: Deployed) -> None:
     deployed.upload("rocket.jpg", (sample_photos()[0].parent / "rocket.jpg").read_bytes())
     deployed.wait_for_tasks()
-    (delivered,) = deployed.trigger_invocations()
+    (delivered,) = [i for i in deployed.trigger_invocations() if json.loads(i.result)["launched"]]
     first_tasks = deployed.task_arns()
 
-    deployed.invoke(delivered.event, invocation_type="Event")  # S3 delivers it a second time
+    # The same SQS message again: S3 notified twice, or SQS delivered the message twice.
+    deployed.invoke(delivered.event, invocation_type="Event")
     deployed.wait_for_tasks()
 
     assert len(first_tasks) == 1
     assert deployed.task_arns() == first_tasks
+
+
+def test_notifications_reach_the_function_through_the_event_queue(deployed: Deployed) -> None:
+    deployed.upload("coffee.jpg", (sample_photos()[0].parent / "coffee.jpg").read_bytes())
+    deployed.wait_for_tasks()
+
+    (delivered,) = [i for i in deployed.trigger_invocations() if json.loads(i.result)["launched"]]
+    (record,) = delivered.event["Records"]
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"].endswith(deployed.stack["EventQueueUrl"].rsplit("/", 1)[1])
+    assert json.loads(record["body"])["Records"][0]["s3"]["object"]["key"] == "coffee.jpg"
+
+
+def test_queued_uploads_delivered_as_one_batch_start_one_task(deployed: Deployed) -> None:
+    names = [p.name for p in sample_photos()[:3]]
+    queue_url, function = deployed.stack["EventQueueUrl"], deployed.stack["FunctionName"]
+    with hold_event_source_mapping(deployed.env.aws, function, queue_url):
+        for name in names:
+            deployed.upload(name, (sample_photos()[0].parent / name).read_bytes())
+        delivered = deliver_one_batch(deployed.env.aws, function, queue_url, batch_size=1000)
+    (run,) = deployed.wait_for_tasks()
+
+    assert sorted(e["uri"] for e in delivered.response["launched"]) == sorted(names)
+    assert delivered.response["batchItemFailures"] == []
+    assert delivered.deleted == delivered.messages >= len(names)
+    assert run.exit_code == 0
 
 
 def test_a_task_writes_its_output_to_its_awslogs_stream(deployed: Deployed) -> None:

@@ -86,10 +86,10 @@ def test_seed_invoke_payload_key_is_not_decoded() -> None:
 
 def test_record_of_another_event_source_fails_alone() -> None:
     parsed = parse_event(
-        {"Records": [{"eventSource": "aws:sqs", "s3": {"object": {"key": "a.jpg"}}}]}
+        {"Records": [{"eventSource": "aws:sns", "s3": {"object": {"key": "a.jpg"}}}]}
     )
     assert parsed.objects == ()
-    assert "unsupported eventSource 'aws:sqs'" in parsed.rejected[0].reason
+    assert "unsupported eventSource 'aws:sns'" in parsed.rejected[0].reason
 
 
 def test_record_without_key_fails_alone() -> None:

@@ -80,6 +80,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "reportName": "report.json",
         "maxUrisPerTask": "20",
         "logRetentionDays": "365",
+        "queueBatchSize": "10",
+        "queueBatchWindowSeconds": "0",
     },
     # An imported source bucket (with notifications), a created derivatives bucket, destroy.
     "destroyable": {

@@ -99,6 +99,10 @@ def test_empty_string_leaves_optional_setting_unset() -> None:
         ("lambdaReservedConcurrency", "0"),
         ("maxUrisPerTask", "0"),
         ("s3Notifications", "sometimes"),
+        ("queueBatchSize", "0"),
+        ("queueBatchSize", "10001"),
+        ("queueBatchWindowSeconds", "301"),
+        ("queueBatchWindowSeconds", "-1"),
         ("report", 2),
         ("reportName", "a/b.json"),
     ],
@@ -126,6 +130,16 @@ def test_same_bucket_for_source_and_derivatives_is_refused() -> None:
 def test_wildcard_bucket_name_is_refused() -> None:
     with pytest.raises(SettingsError, match="no wildcards"):
         settings_from_context({"derivativesBucketName": "*"})
+
+
+def test_queue_batch_above_ten_without_window_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"'queueBatchSize'.*'queueBatchWindowSeconds' is 0"):
+        settings_from_context({"queueBatchSize": "11", "queueBatchWindowSeconds": "0"})
+
+
+def test_queue_batch_of_ten_needs_no_window() -> None:
+    settings = settings_from_context({"queueBatchSize": "10", "queueBatchWindowSeconds": "0"})
+    assert (settings.queue_batch_size, settings.queue_batch_window_seconds) == (10, 0)
 
 
 def test_unknown_key_is_refused() -> None:

@@ -1,4 +1,4 @@
-"""Trigger: runtime, limits, DLQ, logs, the environment contract, permissions, notifications."""
+"""Trigger: runtime, limits, DLQ, logs, the environment contract, permissions."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from tests.stacks.conftest import IMPORTED_SOURCE, REPO_ROOT, Synthesized
-
-SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".gif", ".webp"}
 
 
 def _function(synthesized: Synthesized) -> dict[str, Any]:
@@ -46,17 +44,6 @@ def _contract_variables() -> dict[str, str]:
     return {name: value.strip() for name, value in rows}
 
 
-def _suffixes(synthesized: Synthesized) -> list[str]:
-    notifications = synthesized.only("Custom::S3BucketNotifications")["Properties"]
-    configurations = notifications["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    return [
-        rule["Value"]
-        for configuration in configurations
-        for rule in configuration["Filter"]["Key"]["FilterRules"]
-        if rule["Name"] == "suffix"
-    ]
-
-
 def test_function_uses_newest_python_runtime(default: Synthesized) -> None:
     assert _function(default)["Runtime"] == "python3.14"
 
@@ -82,7 +69,11 @@ def test_function_has_a_dead_letter_queue(default: Synthesized) -> None:
 
 
 def test_dead_letter_queue_denies_requests_without_tls(default: Synthesized) -> None:
-    statements = default.only("AWS::SQS::QueuePolicy")["Properties"]["PolicyDocument"]["Statement"]
+    queue = _function(default)["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0]
+    (policy,) = default.template.find_resources(
+        "AWS::SQS::QueuePolicy", {"Properties": {"Queues": [{"Ref": queue}]}}
+    ).values()
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
     assert {
         "Action": "sqs:*",
         "Condition": {"Bool": {"aws:SecureTransport": "false"}},
@@ -203,6 +194,11 @@ def test_function_may_do_nothing_else(default: Synthesized) -> None:
         "ecs:RunTask",
         "iam:PassRole",
         "sqs:SendMessage",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }
@@ -211,35 +207,6 @@ def test_function_may_do_nothing_else(default: Synthesized) -> None:
 def test_function_role_has_no_managed_policies(default: Synthesized) -> None:
     role_id = _function(default)["Role"]["Fn::GetAtt"][0]
     assert "ManagedPolicyArns" not in default.resources("AWS::IAM::Role")[role_id]["Properties"]
-
-
-def test_notifications_cover_suffixes_in_both_cases(default: Synthesized) -> None:
-    expected = SUFFIXES | {suffix.upper() for suffix in SUFFIXES}
-    suffixes = _suffixes(default)
-    assert (sorted(suffixes), len(suffixes)) == (sorted(expected), 14)
-
-
-def test_notifications_are_for_object_created_events(default: Synthesized) -> None:
-    notifications = default.only("Custom::S3BucketNotifications")["Properties"]
-    configurations = notifications["NotificationConfiguration"]["LambdaFunctionConfigurations"]
-    assert {event for c in configurations for event in c["Events"]} == {"s3:ObjectCreated:*"}
-
-
-def test_source_bucket_may_invoke_the_function(default: Synthesized) -> None:
-    permission = default.only("AWS::Lambda::Permission")["Properties"]
-    assert (permission["Principal"], permission["SourceArn"]) == (
-        "s3.amazonaws.com",
-        {"Fn::GetAtt": ["SourceBucket", "Arn"]},
-    )
-
-
-def test_notifications_can_be_turned_off(imported: Synthesized) -> None:
-    assert imported.resources("Custom::S3BucketNotifications") == {}
-
-
-def test_imported_source_bucket_gets_notifications(destroyable: Synthesized) -> None:
-    notifications = destroyable.only("Custom::S3BucketNotifications")["Properties"]
-    assert (notifications["BucketName"], notifications["Managed"]) == (IMPORTED_SOURCE, False)
 
 
 def _staged_function_code(synthesized: Synthesized) -> Path:

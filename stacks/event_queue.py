@@ -1,0 +1,158 @@
+"""Event queue: S3 notifications go into SQS, and Lambda reads them in batches.
+
+Without the queue, S3 invokes the trigger once per object and each upload starts its own Fargate
+task. Through the queue one invocation receives up to `queueBatchSize` notifications (gathered for
+up to `queueBatchWindowSeconds`), so its keys are packed `maxUrisPerTask` to a task.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as lambda_event_sources
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from stacks.nag import acknowledge
+from stacks.settings import Settings
+
+IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "tif", "tiff", "gif", "webp")
+"""Suffixes that trigger processing, matched in lower and in UPPER case."""
+
+# AWS: "set the source queue's visibility timeout to at least six times the timeout that you
+# configure on your function"; the batching window is added because messages are already
+# received (invisible) while Lambda keeps gathering the batch.
+VISIBILITY_TIMEOUT_FACTOR = 6
+# Receives before a message moves to the dead-letter queue. Above 1 so that throttled or
+# partially failed batches get further attempts (Lambda docs suggest at least 5).
+MAX_RECEIVE_COUNT = 5
+
+# The Python handler of CDK's bucket-notification custom resource (one per stack, fixed id).
+_NOTIFICATIONS_HANDLER_ID = "BucketNotificationsHandler050a0587b7544547bf325f094a3db834"
+
+
+def notification_suffixes() -> list[str]:
+    """Every suffix filter, one per case: `.jpg`, `.JPG`, `.jpeg`, ..."""
+    return [f".{s}" for s in IMAGE_SUFFIXES] + [f".{s.upper()}" for s in IMAGE_SUFFIXES]
+
+
+def visibility_timeout_seconds(settings: Settings) -> int:
+    """How long a received message stays hidden: 6x the function timeout plus the window."""
+    return (
+        VISIBILITY_TIMEOUT_FACTOR * settings.lambda_timeout_seconds
+        + settings.queue_batch_window_seconds
+    )
+
+
+class EventQueue(Construct):
+    """The queue S3 notifies, its dead-letter queue, and the function's event source mapping.
+
+    The queue always exists (anything that sends S3 event notifications may use it);
+    `s3Notifications` decides whether the source bucket sends its ObjectCreated events there.
+
+    Attributes:
+        queue: the queue of S3 event notifications the function consumes.
+        dead_letter_queue: messages received `MAX_RECEIVE_COUNT` times without success.
+        event_source: the SQS event source of the function.
+    """
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        function: lambda_.IFunction,
+        source_bucket: s3.IBucket,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        retention = cdk.Duration.days(14)
+        self.dead_letter_queue = sqs.Queue(
+            self,
+            "DeadLetterQueue",
+            enforce_ssl=True,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            retention_period=retention,
+        )
+        self.queue = sqs.Queue(
+            self,
+            "Queue",
+            enforce_ssl=True,
+            # SSE-SQS: S3 can send to it (S3 cannot use the AWS managed KMS key for SQS).
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            visibility_timeout=cdk.Duration.seconds(visibility_timeout_seconds(settings)),
+            retention_period=retention,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
+            ),
+        )
+        window = settings.queue_batch_window_seconds
+        # Lambda's pollers scale up to 1000 concurrent invocations unless capped; capped at the
+        # function's reserved concurrency, they are not throttled (throttled batches return to
+        # the queue and count as receives). The mapping accepts 2 to 1000.
+        reserved = settings.lambda_reserved_concurrency
+        self.event_source = lambda_event_sources.SqsEventSource(
+            self.queue,
+            batch_size=settings.queue_batch_size,
+            max_batching_window=cdk.Duration.seconds(window) if window else None,
+            report_batch_item_failures=True,
+            max_concurrency=reserved if reserved >= 2 else None,
+        )
+        function.add_event_source(self.event_source)
+        self._acknowledge()
+        self._acknowledge_mapping(function)
+        if settings.s3_notifications:
+            self._notify_on_images(source_bucket)
+
+    def _notify_on_images(self, bucket: s3.IBucket) -> None:
+        destination = s3n.SqsDestination(self.queue)
+        # One filter per suffix: S3 matches suffixes case-sensitively and allows one per rule.
+        for suffix in notification_suffixes():
+            bucket.add_event_notification(
+                s3.EventType.OBJECT_CREATED, destination, s3.NotificationKeyFilter(suffix=suffix)
+            )
+        self._acknowledge_notifications_handler()
+
+    def _acknowledge(self) -> None:
+        acknowledge(
+            self.dead_letter_queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the event queue's dead-letter queue; a queue behind it "
+            "would never receive anything.",
+        )
+        acknowledge(
+            self.dead_letter_queue,
+            "Serverless-SQSRedrivePolicy",
+            "This queue is itself the event queue's dead-letter queue; nothing consumes it "
+            "automatically, so a queue behind it would never receive anything.",
+        )
+
+    def _acknowledge_mapping(self, function: lambda_.IFunction) -> None:
+        # CDK adds the mapping under the function, with an id naming this queue.
+        mapping = function.node.try_find_child(
+            f"SqsEventSource:{cdk.Names.node_unique_id(self.queue.node)}"
+        )
+        if mapping is None:
+            raise RuntimeError("the SQS event source mapping was not found under the function")
+        acknowledge(
+            mapping,
+            "Serverless-LambdaEventSourceMappingDestination",
+            "Lambda supports on-failure destinations for stream and Kafka sources only; for "
+            "this SQS source the queue's redrive policy moves failed messages to its "
+            "dead-letter queue.",
+        )
+
+    def _acknowledge_notifications_handler(self) -> None:
+        handler = cdk.Stack.of(self).node.try_find_child(_NOTIFICATIONS_HANDLER_ID)
+        role = handler.node.try_find_child("Role") if handler is not None else None
+        if role is None:
+            return
+        acknowledge(
+            role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]",
+            "CDK's own bucket-notification custom resource uses this role only to write its "
+            "logs while it configures the source bucket's notifications at deploy time.",
+        )
