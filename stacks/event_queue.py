@@ -16,6 +16,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.nag import acknowledge
+from stacks.queues import secure_queue
 from stacks.settings import Settings
 
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "tif", "tiff", "gif", "webp")
@@ -68,22 +69,11 @@ class EventQueue(Construct):
         source_bucket: s3.IBucket,
     ) -> None:
         super().__init__(scope, construct_id)
-        retention = cdk.Duration.days(14)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            enforce_ssl=True,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            retention_period=retention,
-        )
-        self.queue = sqs.Queue(
+        self.dead_letter_queue = secure_queue(self, "DeadLetterQueue")
+        self.queue = secure_queue(
             self,
             "Queue",
-            enforce_ssl=True,
-            # SSE-SQS: S3 can send to it (S3 cannot use the AWS managed KMS key for SQS).
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
             visibility_timeout=cdk.Duration.seconds(visibility_timeout_seconds(settings)),
-            retention_period=retention,
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
             ),

@@ -11,10 +11,10 @@ import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from stacks.nag import acknowledge
+from stacks.queues import secure_queue
 from stacks.settings import Settings
 
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
@@ -49,13 +49,7 @@ class Trigger(Construct):
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "DeadLetterQueue",
-            enforce_ssl=True,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            retention_period=cdk.Duration.days(14),
-        )
+        self.dead_letter_queue = secure_queue(self, "DeadLetterQueue")
         self.log_group = logs.LogGroup(
             self, "LogGroup", retention=log_retention, removal_policy=removal_policy
         )

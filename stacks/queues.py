@@ -1,0 +1,28 @@
+"""The one way this app makes an SQS queue: TLS only, SSE-SQS encrypted, messages kept 14 days."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+RETENTION = cdk.Duration.days(14)
+"""The longest SQS keeps a message: time to notice a dead letter and act on it."""
+
+
+def secure_queue(scope: Construct, construct_id: str, **kwargs: Any) -> sqs.Queue:
+    """An SQS queue that refuses plain HTTP and is encrypted with SSE-SQS.
+
+    SSE-SQS rather than KMS because S3 event notifications cannot send to a queue encrypted with
+    the AWS managed KMS key. Further queue properties pass through ``kwargs``.
+    """
+    return sqs.Queue(
+        scope,
+        construct_id,
+        enforce_ssl=True,
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        retention_period=RETENTION,
+        **kwargs,
+    )
