@@ -1,5 +1,8 @@
-"""The embedded AWS for the end-to-end tests: one emulator and one synthesis per session, a clean
-account and a fresh deployment of the synthesized app for every test."""
+"""The embedded AWS for the end-to-end tests: one emulator and one synthesis per module, a clean
+account and a fresh deployment of the synthesized app for every test.
+
+Module scope, not session: the emulator shares moto's in-process backends with the other folders'
+`mock_aws` tests, so it must be gone (with its patches and task runner) before they start."""
 
 from __future__ import annotations
 
@@ -19,13 +22,13 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTRUCTIONS = json.loads((PROJECT_ROOT / "container" / "instructions.json").read_text())
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def emulator() -> Iterator[LocalAws]:
     with local_aws() as running:
         yield running
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def assembly(emulator: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synth(emulator.aws, tmp_path_factory.mktemp("cdk") / "assembly")
 
