@@ -19,6 +19,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from iiif_process_ecs.stack import stack_outputs as read_stack_outputs
+
 from local_aws.server import EmbeddedAws
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -125,9 +127,8 @@ def deploy(
 
 
 def stack_outputs(aws: EmbeddedAws, stack: str = DEFAULT_STACK) -> DeployedStack:
-    """The outputs of a deployed stack, read back through CloudFormation."""
-    described = aws.client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]
-    outputs = {o["OutputKey"]: o["OutputValue"] for o in described.get("Outputs", [])}
+    """The outputs of a deployed stack, read back the way `iiif-process-ecs -stack` reads them."""
+    outputs = read_stack_outputs(aws.client("cloudformation"), stack)
     return DeployedStack(name=stack, outputs=outputs)
 
 
