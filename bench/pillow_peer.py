@@ -25,7 +25,17 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageFilter
 
-from bench.spec import BAYER8, CRISP, FIT_SIZES, JPEG_QUALITY, PATHS, SMART_CROP, cover, fit
+from bench.spec import (
+    BAYER8,
+    CRISP,
+    FIT_SIZES,
+    JPEG_QUALITY,
+    PATHS,
+    SMART_CROP,
+    cover,
+    fit,
+    smart_crop_seed,
+)
 
 Image.MAX_IMAGE_PIXELS = 200_000_000  # our 100 MP test image is not a decompression bomb
 
@@ -99,9 +109,7 @@ def process(
 
     # The smart crop: cover-resize the smallest made copy that covers it, then cut at the
     # interesting box.
-    made = [outputs[label] for label in FIT_SIZES]
-    covering = [i for i in made if i.width >= SMART_CROP[0] and i.height >= SMART_CROP[1]]
-    seed = min(covering, key=lambda i: i.width) if covering else full
+    seed = smart_crop_seed([outputs[label] for label in FIT_SIZES], full)
     thumb = seed.resize(cover(*full.size, *SMART_CROP), _LANCZOS)
     crop = thumb.crop(_interesting_box(thumb, thumb, SMART_CROP))
     outputs["s"] = _crisp(crop)

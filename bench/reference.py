@@ -21,7 +21,16 @@ from pathlib import Path
 
 import pyvips
 
-from bench.spec import BAYER8, CRISP, FIT_SIZES, JPEG_QUALITY, PATHS, SMART_CROP, fit
+from bench.spec import (
+    BAYER8,
+    CRISP,
+    FIT_SIZES,
+    JPEG_QUALITY,
+    PATHS,
+    SMART_CROP,
+    fit,
+    smart_crop_seed,
+)
 
 
 def _dither(image: pyvips.Image) -> pyvips.Image:
@@ -54,9 +63,7 @@ def process(source: Path, out_dir: Path) -> dict[str, tuple[int, int]]:
 
     # The smart crop: a thumbnail of the most interesting part, from the smallest made copy
     # that still covers it.
-    made = [outputs[label] for label in FIT_SIZES]
-    covering = [i for i in made if i.width >= SMART_CROP[0] and i.height >= SMART_CROP[1]]
-    seed = min(covering, key=lambda i: i.width) if covering else full
+    seed = smart_crop_seed([outputs[label] for label in FIT_SIZES], full)
     crop = seed.thumbnail_image(
         SMART_CROP[0], height=SMART_CROP[1], crop="attention", size="down"
     ).copy_memory()

@@ -12,6 +12,11 @@ full scale); ``dither`` is an 8x8 ordered (Bayer) black-and-white dither.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound=Any)
+
 JPEG_QUALITY = 75
 
 # label -> (max width, max height) of the `!w,h` fit-inside derivatives, largest first.
@@ -63,3 +68,12 @@ def cover(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
         max(min(box_w, width), round(width * scale)),
         max(min(box_h, height), round(height * scale)),
     )
+
+
+def smart_crop_seed(made: Sequence[T], full: T) -> T:
+    """The smallest already-made copy that still covers the smart crop (``full`` if none does).
+
+    Works for pyvips and Pillow images alike: both have ``width`` and ``height``.
+    """
+    covering = [i for i in made if i.width >= SMART_CROP[0] and i.height >= SMART_CROP[1]]
+    return min(covering, key=lambda i: i.width) if covering else full
