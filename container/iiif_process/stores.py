@@ -11,6 +11,7 @@ import os
 import re
 import tempfile
 import threading
+import unicodedata
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -18,34 +19,39 @@ from .config import StoreSpec
 from .errors import SourceNotFoundError, StoreError, UnsafeURIError
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-MAX_KEY_BYTES = 1024
+MAX_KEY_BYTES = 900
 
 
 def safe_key(uri: str) -> str:
     """Return ``uri`` as a store-relative key, or raise :class:`UnsafeURIError` saying why.
 
-    Refused: empty keys, control characters, absolute paths, ``.``/``..`` segments, any URI
-    scheme (``s3://``, ``file://``, ``http://``...: only keys relative to the configured source
-    are processed), and keys longer than S3 allows.
+    The one key rule of docs/contracts.md ("Keys: one rule for trigger and tool"), which the
+    trigger applies too. Refused: empty keys; keys over 900 UTF-8 bytes (so that every derivative
+    key and the report key stay within S3's 1024); control characters (Unicode Cc) and lone
+    surrogates; backslashes; a leading ``/`` or ``-``; ``//``; ``.`` or ``..`` segments; and any
+    URI scheme (``s3://``, ``file://``...: only keys relative to the configured source).
     """
     if not isinstance(uri, str) or not uri:
         raise UnsafeURIError("empty URI")
-    if _CONTROL.search(uri):
+    if any(unicodedata.category(ch) == "Cc" for ch in uri):
         raise UnsafeURIError(f"URI {uri!r} contains control characters")
+    if any("\ud800" <= ch <= "\udfff" for ch in uri):
+        raise UnsafeURIError(f"URI {uri!r} is not valid Unicode (a lone surrogate)")
+    size = len(uri.encode("utf-8"))
+    if size > MAX_KEY_BYTES:
+        raise UnsafeURIError(f"URI {uri[:40]!r}... is {size} bytes, over {MAX_KEY_BYTES} bytes")
     if _SCHEME.match(uri):
         raise UnsafeURIError(f"URI {uri!r} has a scheme; give a key relative to the source")
-    if uri.startswith(("/", "\\")):
+    if "\\" in uri:
+        raise UnsafeURIError(f"URI {uri!r} contains a backslash")
+    if uri.startswith("/"):
         raise UnsafeURIError(f"URI {uri!r} is an absolute path")
-    segments = re.split(r"[/\\]", uri)
-    if any(seg in (".", "..") for seg in segments):
+    if uri.startswith("-"):
+        raise UnsafeURIError(f"URI {uri!r} starts with '-' (it would read as a flag)")
+    if "//" in uri:
+        raise UnsafeURIError(f"URI {uri!r} contains '//' (an empty segment)")
+    if any(seg in (".", "..") for seg in uri.split("/")):
         raise UnsafeURIError(f"URI {uri!r} contains a '.' or '..' segment")
-    if len(uri.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
-        raise UnsafeURIError(f"URI {uri[:40]!r}... is longer than {MAX_KEY_BYTES} bytes")
-    try:
-        uri.encode("utf-8")
-    except UnicodeEncodeError:
-        raise UnsafeURIError(f"URI {uri!r} is not valid Unicode") from None
     return uri
 
 
