@@ -4,7 +4,8 @@ Shapes, and how they are told apart:
 
 * SQS batch from the event queue: ``Records`` whose ``eventSource`` are all ``"aws:sqs"``; each
   message's ``body`` is an S3 notification (parsed as below) or an ``s3:TestEvent`` (a no-op). A
-  body that is not JSON, or not an S3 notification, fails that message with a reason. Every
+  body that is not JSON, nested too deeply, or not an S3 notification - or any error while
+  reading it - fails that message alone with a reason. Every
   object remembers its ``messageId``, so the caller can report the messages it did not finish.
 * S3 notification: ``Records`` whose ``eventSource`` is ``"aws:s3"``. The key is URL-encoded
   form-style and is decoded exactly once with ``unquote_plus``; the bucket name is required.
@@ -53,6 +54,8 @@ class ObjectRecord:
     size: int | None = None
     identity: str = ""
     message_id: str = ""
+    # S3's ETag without quotes, when the event carries one (the ledger's "etag"; issue #9).
+    etag: str = ""
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class ParsedEvent:
     objects: tuple[ObjectRecord, ...]
     rejected: tuple[RejectedRecord, ...]
     message_ids: tuple[str, ...] = ()
+    # A direct invocation's ``"force": true``: launch even keys the ledger has as unchanged.
+    force: bool = False
 
     @property
     def is_sqs_batch(self) -> bool:
@@ -101,9 +106,16 @@ def parse_event(event: Any, *, source_bucket: str | None = None) -> ParsedEvent:
 
 
 def _parse_direct(event: Mapping[str, Any]) -> ParsedEvent:
-    unknown = sorted(str(name) for name in event if name != "uris")
+    unknown = sorted(str(name) for name in event if name not in ("uris", "force"))
     if unknown:
-        raise InvalidEvent(f"direct invocation: unknown field(s) {', '.join(unknown)}; only 'uris'")
+        raise InvalidEvent(
+            f"direct invocation: unknown field(s) {', '.join(unknown)}; only 'uris' and 'force'"
+        )
+    force = event.get("force", False)
+    if not isinstance(force, bool):
+        raise InvalidEvent(
+            f"direct invocation: 'force' must be true or false, not {type(force).__name__}"
+        )
     uris = event["uris"]
     if not isinstance(uris, list):
         raise InvalidEvent(f"direct invocation: 'uris' must be a list, not {type(uris).__name__}")
@@ -118,7 +130,9 @@ def _parse_direct(event: Mapping[str, Any]) -> ParsedEvent:
             raise InvalidEvent(
                 f"direct invocation: uris[{index}] must be a string, not {type(uri).__name__}"
             )
-    return ParsedEvent("uris", tuple(ObjectRecord(key=uri, source="uris") for uri in uris), ())
+    return ParsedEvent(
+        "uris", tuple(ObjectRecord(key=uri, source="uris") for uri in uris), (), force=force
+    )
 
 
 def _parse_records(records: Any, source_bucket: str | None) -> ParsedEvent:
@@ -148,6 +162,10 @@ def _get(mapping: Any, *path: str) -> Any:
 
 def _size(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _etag(value: Any) -> str:
+    return value.strip('"') if isinstance(value, str) else ""
 
 
 def _identity(*parts: Any) -> str:
@@ -191,6 +209,7 @@ def _parse_record(
             bucket=bucket,
             size=_size(_get(obj, "size")),
             identity=_identity(_get(obj, "sequencer"), _get(obj, "versionId"), _get(obj, "eTag")),
+            etag=_etag(_get(obj, "eTag")),
         )
 
     if event_source in (None, ""):
@@ -230,7 +249,20 @@ def _parse_sqs(records: list[Mapping[str, Any]], source_bucket: str | None) -> P
             )
             continue
         message_ids.append(message_id)
-        found, refused = _parse_sqs_body(f"message {message_id}", record.get("body"), source_bucket)
+        where = f"message {message_id}"
+        try:
+            found, refused = _parse_sqs_body(where, record.get("body"), source_bucket)
+        except Exception as error:
+            # Anything else (a parser bug, MemoryError on a huge body) fails this message alone,
+            # in the response and not retried, like a bad body; its batch mates go on.
+            found, refused = (
+                [],
+                [
+                    RejectedRecord(
+                        "", "failed", f"{where}: could not be read ({type(error).__name__})"
+                    )
+                ],
+            )
         objects.extend(replace(o, message_id=message_id) for o in found)
         rejected.extend(refused)
     return ParsedEvent(SQS_SHAPE, tuple(objects), tuple(rejected), tuple(message_ids))
@@ -244,6 +276,8 @@ def _parse_sqs_body(
         return [], [RejectedRecord("", "failed", f"{where}: body is not a string")]
     try:
         payload = json.loads(body)
+    except RecursionError:
+        return [], [RejectedRecord("", "failed", f"{where}: body is JSON nested too deeply")]
     except ValueError:
         shown = body[:80] + ("..." if len(body) > 80 else "")
         return [], [RejectedRecord("", "failed", f"{where}: body is not JSON: {shown!r}")]
@@ -316,5 +350,6 @@ def _parse_eventbridge(event: Mapping[str, Any], source_bucket: str | None) -> P
         bucket=bucket,
         size=_size(_get(obj, "size")),
         identity=_identity(_get(obj, "sequencer"), _get(obj, "version-id"), _get(obj, "etag")),
+        etag=_etag(_get(obj, "etag")),
     )
     return ParsedEvent("eventbridge", (record,), ())

@@ -8,6 +8,7 @@ underscores, comma-separated for lists), as the seed's ``SetFlagsFromEnvVars`` d
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,9 +58,14 @@ def _convert(flag: Flag, raw: str, where: str) -> Any:
         if flag.kind == "int":
             return int(raw)
         if flag.kind == "float":
-            return float(raw)
+            number = float(raw)
     except (ValueError, SettingsError):
         raise FlagError(f"invalid value {raw!r} for {where}: want {flag.kind}") from None
+    if flag.kind == "float":
+        if not math.isfinite(number):
+            # nan compares false with every bound and inf is no bound: refuse both.
+            raise FlagError(f"invalid value {raw!r} for {where}: want a finite number")
+        return number
     return raw
 
 
