@@ -59,6 +59,11 @@ FLAGS: dict[str, tuple[bool, str]] = {
     "report-template": (True, f"report name template (v8; default {REPORT_TEMPLATE})"),
     "report-bucket-uri": (True, "store reports here instead of next to the derivatives"),
     "max-pixels": (True, "refuse images with more pixels (env IIIF_PROCESS_MAX_PIXELS)"),
+    "max-source-bytes": (
+        True,
+        "refuse source objects larger than this, from their size before reading "
+        "(env IIIF_PROCESS_MAX_SOURCE_BYTES; default 4294967296, 0 = no limit)",
+    ),
     "workers": (True, "URIs processed in parallel (env IIIF_PROCESS_WORKERS; default: CPUs)"),
     "report": (False, "store a report per image"),
     "verbose": (False, "debug logging"),
@@ -135,6 +140,7 @@ def environment_defaults(environ: Mapping[str, str]) -> dict[str, str]:
         "config-images-source-uri": "IIIF_CONFIG_IMAGES_SOURCE_URI",
         "config-derivatives-cache-uri": "IIIF_CONFIG_DERIVATIVES_CACHE_URI",
         "max-pixels": "IIIF_PROCESS_MAX_PIXELS",
+        "max-source-bytes": "IIIF_PROCESS_MAX_SOURCE_BYTES",
         "workers": "IIIF_PROCESS_WORKERS",
     }
     return {flag: environ[var] for flag, var in names.items() if environ.get(var)}
@@ -228,6 +234,7 @@ def load_settings(
         parse_config(config_data),
         max_pixels=_int_option(args, env, "max-pixels"),
         workers=_int_option(args, env, "workers"),
+        max_source_bytes=_int_option(args, env, "max-source-bytes"),
     )
     try:
         instructions = parse_instructions(instruction_data, config.disabled_features)

@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 # Default pixel limit: comfortably above 100 MP photographs, far below a decompression bomb.
 DEFAULT_MAX_PIXELS = 200_000_000
+# Default source size limit: 4 GiB, a large master that still fits a task's 20 GiB scratch disk
+# several times over (one per worker). Kept equal to the trigger's maxSourceBytes default.
+DEFAULT_MAX_SOURCE_BYTES = 4 << 30
 SERVICES = ("palette", "blurhash", "imagehash")
 _KNOWN_BLOCKS = {
     "level",
@@ -71,6 +74,7 @@ class Config:
     blurhash_y: int = 8
     blurhash_size: int = 200
     max_pixels: int = DEFAULT_MAX_PIXELS
+    max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES  # 0 = no limit
     workers: int = 0  # 0 = one per available CPU
     memory_budget_mb: int = 0  # 0 = 70 % of the task's (cgroup) memory
 
@@ -215,6 +219,9 @@ def parse_config(data: Any) -> Config:
         max_pixels=_positive_int(
             own.get("max_pixels", DEFAULT_MAX_PIXELS), "iiif_process.max_pixels"
         ),
+        max_source_bytes=_positive_int(
+            own.get("max_source_bytes", DEFAULT_MAX_SOURCE_BYTES), "iiif_process.max_source_bytes"
+        ),
         workers=_positive_int(own.get("workers", 0), "iiif_process.workers"),
         memory_budget_mb=_positive_int(
             own.get("memory_budget_mb", 0), "iiif_process.memory_budget_mb"
@@ -229,6 +236,7 @@ def with_overrides(
     derivatives_uri: str | None = None,
     max_pixels: int | None = None,
     workers: int | None = None,
+    max_source_bytes: int | None = None,
 ) -> Config:
     """Apply command-line / environment overrides (``-config-images-source-uri`` etc.)."""
     changes: dict[str, Any] = {}
@@ -240,4 +248,6 @@ def with_overrides(
         changes["max_pixels"] = max_pixels
     if workers is not None:
         changes["workers"] = workers
+    if max_source_bytes is not None:
+        changes["max_source_bytes"] = max_source_bytes
     return replace(config, **changes)
