@@ -58,7 +58,7 @@ def test_path_and_profile_read_that_file(clean_env: Path) -> None:
 def test_path_with_unknown_profile_is_an_error(clean_env: Path) -> None:
     path = clean_env / "creds.ini"
     path.write_text("[work]\naws_access_key_id = A\naws_secret_access_key = s\n")
-    with pytest.raises(DsnError, match=r"no \[play\] section"):
+    with pytest.raises(DsnError, match="no section for the profile"):
         session_from_dsn(f"region=us-west-2 credentials={path}:play")
 
 
@@ -76,7 +76,7 @@ def test_profile_uses_the_default_credentials_file(clean_env: Path) -> None:
 
 
 def test_unknown_profile_is_an_error(clean_env: Path) -> None:
-    with pytest.raises(DsnError, match="no profile 'ghost'"):
+    with pytest.raises(DsnError, match="no such profile"):
         session_from_dsn("region=ap-south-1 credentials=ghost")
 
 
@@ -85,7 +85,7 @@ def test_unknown_profile_is_an_error(clean_env: Path) -> None:
     [
         ("credentials=iam:", "missing region"),
         ("region=us-east-1", "missing credentials"),
-        ("region=us-east-1 credentials=iam: colour=blue", "unknown key 'colour'"),
+        ("region=us-east-1 credentials=iam: colour=blue", "part 3 of 3 has an unknown key"),
         ("region us-east-1", "not a key=value pair"),
         ("region=us-east-1 credentials=:", "unsupported credentials"),
         ("region=us-east-1 credentials=anon:", "unsupported credentials"),
