@@ -10,6 +10,7 @@ DEFAULT_CONFIG = "/etc/go-iiif/config.json"
 DEFAULT_INSTRUCTIONS = "/etc/go-iiif/instructions.json"
 DEFAULT_REPORT_NAME = "process.json"
 DEFAULT_MAX_URIS_PER_TASK = 50
+DEFAULT_MAX_ATTEMPTS = 3
 ASSIGN_PUBLIC_IP_VALUES = ("ENABLED", "DISABLED")
 
 REQUIRED_VARIABLES = (
@@ -43,6 +44,7 @@ _VARIABLE_OF_FIELD = {
     "instructions_path": "IIIF_PROCESS_INSTRUCTIONS",
     "report_name": "IIIF_PROCESS_REPORT_NAME",
     "max_uris_per_task": "IIIF_PROCESS_MAX_URIS_PER_TASK",
+    "max_attempts": "IIIF_PROCESS_MAX_ATTEMPTS",
 }
 
 
@@ -64,6 +66,11 @@ class Settings:
     max_uris_per_task: int = DEFAULT_MAX_URIS_PER_TASK
     strip_paths: bool = False
     ecs_dsn: str = ""
+    # The ledger (docs/contracts.md, issue #9): unset table = no ledger, today's behaviour.
+    ledger_table: str | None = None
+    recipe: str = ""
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    event_queue_url: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("cluster", "task_definition", "container", "config_path", "instructions_path"):
@@ -85,6 +92,11 @@ class Settings:
             raise SettingsError(
                 f"setting max_uris_per_task must be at least 1, not {self.max_uris_per_task}",
                 "max_uris_per_task",
+            )
+        if self.max_attempts < 1:
+            raise SettingsError(
+                f"setting max_attempts must be at least 1, not {self.max_attempts}",
+                "max_attempts",
             )
         if not self.report_name or "/" in self.report_name:
             raise SettingsError(
@@ -172,6 +184,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 "IIIF_PROCESS_STRIP_PATHS", get("IIIF_PROCESS_STRIP_PATHS", "false")
             ),
             ecs_dsn=dsn,
+            ledger_table=env.get("IIIF_PROCESS_LEDGER_TABLE", "").strip() or None,
+            recipe=env.get("IIIF_PROCESS_RECIPE", "").strip(),
+            max_attempts=parse_int(
+                "IIIF_PROCESS_MAX_ATTEMPTS",
+                get("IIIF_PROCESS_MAX_ATTEMPTS", str(DEFAULT_MAX_ATTEMPTS)),
+            ),
+            event_queue_url=env.get("IIIF_PROCESS_EVENT_QUEUE_URL", "").strip() or None,
         )
     except SettingsError as error:
         variable = _VARIABLE_OF_FIELD.get(error.field or "")
