@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import posixpath
+import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 SUPPORTED_EXTENSIONS = frozenset({"jpg", "jpeg", "png", "tif", "tiff", "gif", "webp"})
-MAX_KEY_BYTES = 1024
+# docs/contracts.md "Keys: one rule for trigger and tool": 900 bytes keeps every derivative key
+# ({key}/{region}/{size}/{rotation}/{quality}.{format}, {key}/{report}) within S3's 1024.
+MAX_KEY_BYTES = 900
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -20,22 +24,35 @@ class KeyVerdict:
 
 
 def unsafe_reason(key: str) -> str | None:
-    """Return why ``key`` is unsafe to hand to a container command line, or None if it is safe."""
+    """Return why ``key`` may not become a ``-uri``, or None if it may.
+
+    The rule of docs/contracts.md, which iiif-process applies too: a key the container would
+    refuse must not cost a task.
+    """
     if key == "":
         return "empty key"
     size = len(key.encode("utf-8", errors="surrogatepass"))
     if size > MAX_KEY_BYTES:
         return f"key is {size} bytes long; at most {MAX_KEY_BYTES} are allowed"
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in key):
+    if any(unicodedata.category(char) == "Cc" for char in key):
         return "key contains a control character"
+    if any(unicodedata.category(char) == "Cs" for char in key):
+        return "key contains a lone surrogate (not valid UTF-8)"
+    if "\\" in key:
+        return "key contains a backslash"
     if key.startswith("/"):
         return "key starts with '/'"
     if key.startswith("-"):
         # A leading dash would be read as an option by iiif-process.
         return "key starts with '-'"
+    if _SCHEME.match(key):
+        return "key starts with a URI scheme ('name://')"
     if "//" in key:
         return "key contains '//'"
-    if ".." in key.split("/"):
+    segments = key.split("/")
+    if "." in segments:
+        return "key contains a '.' segment"
+    if ".." in segments:
         return "key contains a '..' segment"
     return None
 
