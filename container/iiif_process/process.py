@@ -18,7 +18,6 @@ serial).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import multiprocessing
@@ -40,8 +39,8 @@ from .logs import setup_logging
 from .params import Instruction
 from .report import build_report, report_key, report_name
 from .services import compute_services, fit_box
-from .stores import DiskStore, S3Store, Store, safe_key
-from .transform import Rendered, Renderer, SourceImage, configure_vips, probe
+from .stores import DiskStore, S3Store, Store, file_sha1, local_source, safe_key
+from .transform import Rendered, Renderer, SourceImage, configure_vips, probe, vips_warnings
 
 log = logging.getLogger(__name__)
 
@@ -202,10 +201,6 @@ def _render(
     return rendered, services
 
 
-def _sha1(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()  # noqa: S324 - go-iiif's fingerprint is sha1
-
-
 def process_uri(
     uri: str,
     config: Config,
@@ -224,21 +219,25 @@ def process_uri(
     started = time.monotonic()
     gate = gate or MemoryGate(memory_budget())
     key = safe_key(uri)
-    data = source.read(key)
     side = ThreadPoolExecutor(1, thread_name_prefix="iiif-side") if threads > 1 else None
-    try:
-        fingerprint: Future[str] | str = side.submit(_sha1, data) if side else _sha1(data)
-        header = probe(data, config.max_pixels)
-        # Decoded pixels plus libvips' working copies; the encoded source is already held.
-        with gate.reserve(header.decoded_bytes * 3 // 2 + len(data)):
-            rendered, services = _render(SourceImage(header), config, instructions, key, side)
-            del header  # the decoded pixels go before the (slow) writes
-        if isinstance(fingerprint, Future):
-            fingerprint = fingerprint.result()
-    finally:
-        if side:
-            side.shutdown()
-    del data
+    # The source is a file on the task's disk (streamed there, never whole in memory; refused
+    # from its size first), removed when the block ends.
+    with local_source(source, key, config.max_source_bytes) as local, vips_warnings(uri):
+        try:
+            fingerprint: Future[str] | str
+            if local.sha1:
+                fingerprint = local.sha1
+            else:
+                fingerprint = side.submit(file_sha1, local.path) if side else file_sha1(local.path)
+            header = probe(local.path, local.size, config.max_pixels)
+            with gate.reserve(header.working_bytes):
+                rendered, services = _render(SourceImage(header), config, instructions, key, side)
+                del header  # the decoded pixels go before the (slow) writes
+            if isinstance(fingerprint, Future):
+                fingerprint = fingerprint.result()
+        finally:
+            if side:
+                side.shutdown()
     result = build_report(key, fingerprint, rendered, services)
     items = [(derivatives, r.key, r.data, r.instruction.content_type) for r in rendered]
     if report.enabled:

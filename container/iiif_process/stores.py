@@ -7,16 +7,23 @@ the resolved path, so nothing outside a store's root can be read or written.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
+import logging
 import os
 import re
+import stat
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Callable
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
 
 from .config import StoreSpec
-from .errors import SourceNotFoundError, StoreError, UnsafeURIError
+from .errors import ImageRejectedError, SourceNotFoundError, StoreError, UnsafeURIError
+
+log = logging.getLogger(__name__)
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 MAX_KEY_BYTES = 900
@@ -74,6 +81,50 @@ class Store(Protocol):
         """A URI naming ``key`` in this store, for logs and reports."""
         ...
 
+    def download(self, key: str, handle: BinaryIO, max_bytes: int) -> Downloaded:
+        """Stream the object at ``key`` into ``handle`` (never whole in memory), refusing it from
+        its metadata, before reading, when it is over ``max_bytes`` (0 = no limit)."""
+        ...
+
+    def existing(self, keys: Collection[str]) -> set[str]:
+        """Those of ``keys`` that are already stored (when unknown, all of them: a caller that
+        deletes only what did not exist before then deletes nothing)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """What :meth:`Store.download` wrote: the byte count and their sha1 (hex)."""
+
+    size: int
+    sha1: str
+
+
+CHUNK = 1 << 20
+
+
+def too_large(size: int, max_bytes: int) -> ImageRejectedError:
+    """The error of an object over the size limit (wording shared with the trigger)."""
+    return ImageRejectedError(f"too large: {size} bytes > limit {max_bytes} bytes")
+
+
+def _check_size(size: int, max_bytes: int) -> None:
+    if max_bytes and size > max_bytes:
+        raise too_large(size, max_bytes)
+
+
+def copy_stream(source: BinaryIO, handle: BinaryIO, max_bytes: int) -> Downloaded:
+    """Copy ``source`` to ``handle`` in chunks, hashing as it goes; stops with the size error if
+    more arrives than the limit (the object grew after its size was checked)."""
+    digest = hashlib.sha1()  # noqa: S324 - go-iiif's fingerprint is sha1
+    count = 0
+    while chunk := source.read(CHUNK):
+        count += len(chunk)
+        _check_size(count, max_bytes)
+        digest.update(chunk)
+        handle.write(chunk)
+    return Downloaded(count, digest.hexdigest())
+
 
 class MemoryStore:
     """A store in process memory (``mem://``); named stores are shared within the process."""
@@ -98,6 +149,15 @@ class MemoryStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self.objects.pop(key, None)
+
+    def download(self, key: str, handle: BinaryIO, max_bytes: int) -> Downloaded:
+        data = self.read(key)
+        _check_size(len(data), max_bytes)
+        return copy_stream(io.BytesIO(data), handle, max_bytes)
+
+    def existing(self, keys: Collection[str]) -> set[str]:
+        with self._lock:
+            return {key for key in keys if key in self.objects}
 
     def describe(self, key: str) -> str:
         return f"mem://{self.name}/{key}"
@@ -163,6 +223,32 @@ class DiskStore:
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self._path(key))
+
+    def local_path(self, key: str, max_bytes: int) -> tuple[str, int]:
+        """The file holding ``key`` and its size, checked against ``max_bytes`` (0 = no limit)
+        from ``stat`` before anything is read: a disk source is decoded in place, not copied."""
+        path = self._path(key)
+        try:
+            info = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise SourceNotFoundError(f"source object not found: file://{path}") from None
+        except OSError as exc:
+            raise StoreError(f"cannot read file://{path}: {exc.strerror or exc}") from exc
+        if stat.S_ISDIR(info.st_mode):
+            raise SourceNotFoundError(f"source object is a directory: file://{path}")
+        _check_size(info.st_size, max_bytes)
+        return path, info.st_size
+
+    def download(self, key: str, handle: BinaryIO, max_bytes: int) -> Downloaded:
+        path, _ = self.local_path(key, max_bytes)
+        try:
+            with open(path, "rb") as source:
+                return copy_stream(source, handle, max_bytes)
+        except OSError as exc:
+            raise StoreError(f"cannot read file://{path}: {exc.strerror or exc}") from exc
+
+    def existing(self, keys: Collection[str]) -> set[str]:
+        return {key for key in keys if os.path.lexists(self._path(key))}
 
     def describe(self, key: str) -> str:
         return f"file://{os.path.join(self.root, key)}"
@@ -245,6 +331,55 @@ class S3Store:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
 
+    def download(self, key: str, handle: BinaryIO, max_bytes: int) -> Downloaded:
+        """GetObject, with the size checked from the response's Content-Length before the body
+        is read (no HeadObject: one request, and no s3:ListBucket needed to tell 404 from 403)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=full)
+            body = response["Body"]
+            try:
+                size = int(response.get("ContentLength", 0))
+                _check_size(size, max_bytes)
+                return copy_stream(body, handle, max_bytes)
+            finally:
+                body.close()
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                raise SourceNotFoundError(
+                    f"source object not found: s3://{self.bucket}/{full}"
+                ) from None
+            raise StoreError(f"cannot read s3://{self.bucket}/{full}: {code or exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"cannot read s3://{self.bucket}/{full}: {exc}") from exc
+
+    def existing(self, keys: Collection[str]) -> set[str]:
+        """One ListObjectsV2 over the keys' common prefix (an image's derivatives share one);
+        when listing is refused, every key counts as existing, so nothing is deleted."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = {self._key(key): key for key in keys}
+        if not full:
+            return set()
+        prefix = os.path.commonprefix(list(full))  # noqa: RUF071 - S3 prefixes are strings
+        found: set[str] = set()
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            for page in pages:
+                found.update(o["Key"] for o in page.get("Contents", []) if o["Key"] in full)
+        except (ClientError, BotoCoreError) as exc:
+            log.warning(
+                "cannot list existing objects; a failed write will delete nothing",
+                extra={"bucket": self.bucket, "prefix": prefix, "error": str(exc)},
+            )
+            return set(keys)
+        return {full[k] for k in found}
+
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
 
@@ -261,3 +396,46 @@ def open_store(
     if spec.kind == "memory":
         return memory_store(spec.path)
     raise StoreError(f"unsupported store kind {spec.kind!r}")
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    """A source object as a file on local disk: its path, size, and sha1 when already known."""
+
+    path: str
+    size: int
+    sha1: str | None
+
+
+def file_sha1(path: str) -> str:
+    """The hex sha1 of a file, read in chunks."""
+    digest = hashlib.sha1()  # noqa: S324 - go-iiif's fingerprint is sha1
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def local_source(store: Store, key: str, max_bytes: int) -> Iterator[LocalSource]:
+    """The object at ``key`` as a local file for the duration of the block, refused from its size
+    before any read when over ``max_bytes`` (0 = no limit).
+
+    A disk store's file is used in place; any other object is streamed (hashed on the way) into a
+    private temporary directory (``TMPDIR``; the task's ephemeral storage on Fargate), which is
+    removed when the block ends, whether it ends well or not.
+    """
+    if isinstance(store, DiskStore):
+        path, size = store.local_path(key, max_bytes)
+        yield LocalSource(path, size, None)
+        return
+    with tempfile.TemporaryDirectory(prefix="iiif-source-") as directory:
+        path = os.path.join(directory, "source")
+        try:
+            with open(path, "wb") as handle:
+                done = store.download(key, handle, max_bytes)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot copy {store.describe(key)} to local disk: {exc.strerror or exc}"
+            ) from exc
+        yield LocalSource(path, done.size, done.sha1)

@@ -11,9 +11,11 @@ resizing, on few pixels.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import struct
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pyvips
@@ -35,6 +37,44 @@ _ALLOWED_NICKS = {"jpegload", "pngload", "webpload", "tiffload", "gifload"}
 JPEG_Q = 75
 _configured = False
 _configure_lock = threading.Lock()
+log = logging.getLogger(__name__)
+
+# The URIs being decoded in this process, by thread: libvips warns from its own worker threads,
+# so a warning is attributed to its thread's URI, else to the only URI in progress, else to all.
+_decoding: dict[int, str] = {}
+_decoding_lock = threading.Lock()
+
+
+class _VipsWarnings(logging.Handler):
+    """Turns libvips' warnings (which pyvips logs as ``pyvips`` records) into JSON log lines of
+    this package naming the URI being decoded."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage().removeprefix("VIPS:").strip()
+        if record.levelno < logging.WARNING or not message:
+            return
+        with _decoding_lock:
+            own = _decoding.get(threading.get_ident())
+            active = sorted(set(_decoding.values()))
+        extra: dict[str, object] = {"warning": message}
+        if own or len(active) == 1:
+            extra["uri"] = own or active[0]
+        elif active:
+            extra["uris"] = active
+        log.warning("libvips warning", extra=extra)
+
+
+@contextlib.contextmanager
+def vips_warnings(uri: str) -> Iterator[None]:
+    """Log every libvips warning raised while the block runs with ``uri`` (JSON on stderr)."""
+    thread = threading.get_ident()
+    with _decoding_lock:
+        _decoding[thread] = uri
+    try:
+        yield
+    finally:
+        with _decoding_lock:
+            _decoding.pop(thread, None)
 
 
 def configure_vips(concurrency: int | None = None) -> None:
@@ -48,6 +88,10 @@ def configure_vips(concurrency: int | None = None) -> None:
                 pyvips.operation_block_set(cls, False)
             # The operation cache only holds memory here: every pipeline is new.
             pyvips.cache_set_max(0)
+            # libvips' warnings become this package's JSON lines with the URI (not bare text).
+            vips_log = logging.getLogger("pyvips")
+            vips_log.addHandler(_VipsWarnings(logging.WARNING))
+            vips_log.propagate = False
             _configured = True
         if concurrency:
             pyvips.concurrency_set(max(1, concurrency))
@@ -137,6 +181,31 @@ def _resize(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
 
 _SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4}
 
+# Sources whose decoded pixels exceed this are streamed from their file for each pass instead of
+# being decoded once into memory (about 170 MP of 8-bit RGB: a 100 MP photo still takes the
+# faster in-memory path). A streamed pass holds a few strips plus the kept downscaled copies.
+STREAM_ABOVE = 512 << 20
+# What a streamed image holds beyond its encoded full-size derivative: libvips' strip buffers and
+# caches, the downscaled copies kept for the cascade, and the encoders' output.
+STREAM_WORKING = 192 << 20
+
+# How hard a decode fails on damaged data (libvips ``fail_on``). A JPEG's header can promise far
+# more data than the file holds; libjpeg then only *warns* ("premature end of data segment") and
+# fills the rest with grey. A museum must not publish a damaged master as a grey image, so any
+# libjpeg warning (all of them report corrupt data) fails the image with libjpeg's words. Other
+# formats fail on truncation: libtiff also warns about harmless things (unknown private tags of
+# camera backs), and those masters must still be processed; their warnings are logged.
+FAIL_ON = {"jpegload": "warning"}
+DEFAULT_FAIL_ON = "truncated"
+
+
+def _open(path: str, access: str, fail_on: str, **options: object) -> pyvips.Image:
+    """Open a file through a libvips source: no option parsing of the file name (a key may hold
+    ``[...]``), and the loader is chosen by content."""
+    return pyvips.Image.new_from_source(
+        pyvips.Source.new_from_file(path), "", access=access, fail_on=fail_on, **options
+    )
+
 
 @dataclass(frozen=True)
 class Probe:
@@ -147,6 +216,7 @@ class Probe:
     width: int
     height: int
     orientation: int
+    path: str = ""
 
     @property
     def decoded_bytes(self) -> int:
@@ -154,14 +224,34 @@ class Probe:
         sample = _SAMPLE_BYTES.get(self.image.format, 8)
         return self.width * self.height * self.image.bands * sample
 
+    @property
+    def streamed(self) -> bool:
+        """Whether the pixels are streamed from the file for each pass (a huge image)."""
+        return bool(self.path) and self.decoded_bytes > STREAM_ABOVE
 
-def probe(data: bytes, max_pixels: int) -> Probe:
-    """Read and check only the header: accepted loader, and the pixel limit."""
+    @property
+    def fail_on(self) -> str:
+        """The libvips ``fail_on`` level of this source's decodes."""
+        return FAIL_ON.get(self.loader, DEFAULT_FAIL_ON)
+
+    @property
+    def working_bytes(self) -> int:
+        """The memory processing this image needs at its peak (for admission): the decoded
+        pixels and libvips' working copies, or for a streamed image its strips, kept copies and
+        its largest encoded derivative (at most a quarter of the pixels' bytes)."""
+        if self.streamed:
+            return STREAM_WORKING + self.decoded_bytes // 4
+        return self.decoded_bytes * 3 // 2
+
+
+def probe(path: str, size: int, max_pixels: int) -> Probe:
+    """Read and check only the header of the file at ``path`` (``size`` bytes): accepted loader,
+    and the pixel limit."""
     try:
-        header = pyvips.Image.new_from_buffer(data, "", access="sequential", fail_on="truncated")
+        header = _open(path, "sequential", DEFAULT_FAIL_ON)
     except pyvips.Error as exc:
         raise ImageRejectedError(
-            f"not a supported image ({len(data)} bytes): {vips_message(exc)}"
+            f"not a supported image ({size} bytes): {vips_message(exc)}"
         ) from None
     loader = header.get("vips-loader") if header.get_typeof("vips-loader") else ""
     nick = loader.removesuffix("_buffer").removesuffix("_source")
@@ -174,30 +264,64 @@ def probe(data: bytes, max_pixels: int) -> Probe:
             f"{max_pixels} (iiif_process.max_pixels / IIIF_PROCESS_MAX_PIXELS / -max-pixels)"
         )
     orientation = header.get("orientation") if header.get_typeof("orientation") else 1
-    return Probe(header, nick, header.width, header.height, orientation)
+    if FAIL_ON.get(nick, DEFAULT_FAIL_ON) != DEFAULT_FAIL_ON:
+        header = _open(path, "sequential", FAIL_ON[nick])
+    return Probe(header, nick, header.width, header.height, orientation, path)
+
+
+# Shrink-on-load factors of the loaders that have one (JPEG decodes at 1/2, 1/4, 1/8 directly).
+_SHRINK_ON_LOAD = {"jpegload": (8, 4, 2)}
 
 
 class SourceImage:
-    """A source image, decoded once into memory (first page / frame only)."""
+    """A source image: decoded once into memory (first page / frame only), or for a huge image
+    streamed from its file for each pass, so memory holds strips, never the whole image."""
 
     def __init__(self, header: Probe) -> None:
         self.loader = header.loader
         self.orientation = header.orientation
-        try:
-            # Sequential read straight into memory: the single decode.
-            self.raw = header.image.copy_memory()
-        except pyvips.Error as exc:
-            raise ImageRejectedError(
-                f"cannot decode {header.loader} image: {vips_message(exc)}"
-            ) from None
+        self.streamed = header.streamed
+        self._path = header.path
+        self._fail_on = header.fail_on
+        self._size = (header.width, header.height)
+        if self.streamed:
+            self.raw = header.image
+        else:
+            try:
+                # Sequential read straight into memory: the single decode.
+                self.raw = header.image.copy_memory()
+            except pyvips.Error as exc:
+                raise ImageRejectedError(
+                    f"cannot decode {header.loader} image: {vips_message(exc)}"
+                ) from None
         self._oriented: pyvips.Image | None = None
         self._scaled: dict[bool, list[pyvips.Image]] = {True: [], False: []}
         self._crops: dict[tuple[bool, int, int], pyvips.Image] = {}
         # Derivatives may be made from two threads (full-size encodes beside the resizing).
         self._lock = threading.RLock()
 
+    def _stream(self, auto_orient: bool, shrink: int = 1) -> pyvips.Image:
+        """A fresh pass over a streamed source, top to bottom (random access, which libvips
+        serves from a disk copy for formats that lack it, only to apply an orientation)."""
+        rotate = auto_orient and self.orientation not in (0, 1)
+        options = {"shrink": shrink} if shrink > 1 else {}
+        image = _open(self._path, "random" if rotate else "sequential", self._fail_on, **options)
+        return image.autorot() if rotate else image
+
+    def _shrink_for(self, width: int, height: int) -> int:
+        """The largest shrink-on-load that still leaves twice the target's pixels across."""
+        full_w, full_h = self._size
+        factor = min(full_w / max(1, width), full_h / max(1, height))
+        factor = min(factor, min(full_h / max(1, width), full_w / max(1, height)))
+        for shrink in _SHRINK_ON_LOAD.get(self.loader, ()):
+            if factor >= 2 * shrink:
+                return shrink
+        return 1
+
     def base(self, auto_orient: bool) -> pyvips.Image:
         """The full image, with the EXIF orientation applied unless ``auto_orient`` is false."""
+        if self.streamed:
+            return self._stream(auto_orient)
         if not auto_orient or self.orientation in (0, 1):
             return self.raw
         with self._lock:
@@ -225,6 +349,10 @@ class SourceImage:
         if candidates:
             source = min(candidates, key=lambda i: i.width)
             out = _resize(source, width, height)
+        elif self.streamed:
+            out = to_srgb(
+                _resize(self._stream(auto_orient, self._shrink_for(width, height)), width, height)
+            )
         else:
             out = to_srgb(_resize(self.base(auto_orient), width, height))
         if keep:

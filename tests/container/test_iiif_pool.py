@@ -27,11 +27,12 @@ class KillingStore(DiskStore):
     The first URIs go to the worker processes (the parent's own thread takes the next one), so a
     killer listed first always lands in a process."""
 
-    def read(self, key: str) -> bytes:
+    def local_path(self, key: str, max_bytes: int) -> tuple[str, int]:
+        # A disk source is opened in place through local_path (never read whole).
         # Only ever in a worker: the test process itself is never the one killed.
         if key == KILLER and multiprocessing.parent_process() is not None:
             os.kill(os.getpid(), signal.SIGKILL)
-        return super().read(key)
+        return super().local_path(key, max_bytes)
 
 
 def _run(tmp_path: Path, uris: list[str], **config: Any) -> tuple[dict[str, Any], Path]:
@@ -92,10 +93,10 @@ def test_images_larger_than_the_shared_budget_run_one_at_a_time(tmp_path: Path) 
 class RecordingStore(DiskStore):
     """A source that notes which process read each key (in a file next to the sources)."""
 
-    def read(self, key: str) -> bytes:
+    def local_path(self, key: str, max_bytes: int) -> tuple[str, int]:
         with open(os.path.join(self.root, "readers.txt"), "a") as log:
             log.write(f"{os.getpid()}\n")
-        return super().read(key)
+        return super().local_path(key, max_bytes)
 
 
 def test_a_single_uri_runs_in_this_process(tmp_path: Path) -> None:
