@@ -430,15 +430,19 @@ class Ledger:
             condition_names={"#uri": "uri"},
         )
 
-    def unclaim(self, uri: str, reason: str) -> bool:
-        """Undo a claim whose RunTask did not start the key: ``queued`` with ``reason``.
+    def unclaim(self, uri: str, reason: str, *, attempts: int | None = None) -> bool:
+        """Undo a claim whose RunTask did not start the key: ``queued`` with ``reason``, and
+        ``attempts`` back to what it was (a launch that did not happen is no attempt).
 
         Conditional on the item still being ``started`` without a task; False if it was not.
         """
+        values: dict[str, Any] = {"status": "queued", "reason": reason, "updated_at": self._now()}
+        if attempts is not None:
+            values["attempts"] = attempts
         try:
             self._update(
                 uri,
-                set_values={"status": "queued", "reason": reason, "updated_at": self._now()},
+                set_values=values,
                 condition="#status = :started AND attribute_not_exists(task_arn)",
                 condition_names={"#status": "status"},
                 condition_values={":started": "started"},

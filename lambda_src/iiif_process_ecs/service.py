@@ -6,9 +6,11 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .clients import LazyClient
 from .dsn import session_from_dsn
 from .events import ParsedEvent, parse_event
 from .launcher import Backoff
+from .ledger import Ledger, open_ledger
 from .logs import log
 from .settings import Settings, load_settings
 from .trigger import Outcome, start_tasks
@@ -48,8 +50,14 @@ def run_event(
     sleep: Callable[[float], None] | None = None,
     rand: Callable[[], float] | None = None,
     backoff: Backoff | None = None,
+    ledger: Ledger | None = None,
+    s3: Any = None,
+    force: bool = False,
 ) -> Outcome:
     """Parse ``event`` and start tasks for its objects (raises InvalidEvent for a bad event).
+
+    With a ``ledger`` keys are claimed first (see trigger.start_tasks); ``force`` (or a direct
+    invocation's ``"force": true``) launches keys the ledger has as unchanged.
 
     The keys of all messages of an SQS batch are pooled and packed together; the outcome then
     names, in ``batch_item_failures``, the messages holding a URI that AWS did not start.
@@ -71,6 +79,9 @@ def run_event(
         sleep=sleep,
         rand=rand,
         backoff=backoff,
+        ledger=ledger,
+        s3=s3,
+        force=force or parsed.force,
     )
     if parsed.is_sqs_batch:
         outcome.batch_item_failures = messages_to_retry(parsed, outcome)
@@ -95,15 +106,26 @@ def handle_event(
     ecs: Any = None,
     sleep: Callable[[float], None] | None = None,
     rand: Callable[[], float] | None = None,
+    dynamodb: Any = None,
+    s3: Any = None,
 ) -> dict[str, Any]:
     """Settings from the environment, an ECS client from the DSN, then run_event.
+
+    With ``IIIF_PROCESS_LEDGER_TABLE`` set, the ledger (``dynamodb``) and S3 (``s3``, for
+    HeadObject) clients are created from the same DSN on first use unless passed in.
 
     Returns the response dict. When AWS left URIs unstarted it raises TasksNotStarted, except for
     an SQS batch: that returns ``batchItemFailures`` naming the messages to deliver again.
     """
     settings = load_settings(environ)
+    session = None
+    if ecs is None or (settings.ledger_table and (dynamodb is None or s3 is None)):
+        session = session_from_dsn(settings.ecs_dsn)
     if ecs is None:
-        ecs = session_from_dsn(settings.ecs_dsn).client("ecs")
+        ecs = session.client("ecs")
+    ledger = open_ledger(settings, dynamodb, session=session)
+    if ledger is not None and s3 is None:
+        s3 = LazyClient("s3", session)
     outcome = run_event(
         event,
         settings=settings,
@@ -111,6 +133,8 @@ def handle_event(
         remaining_seconds=remaining_seconds_of(context),
         sleep=sleep,
         rand=rand,
+        ledger=ledger,
+        s3=s3,
     )
     if outcome.aws_failed and outcome.batch_item_failures is not None:
         log(

@@ -7,9 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .batching import pack
+from .claims import claim_keys, record_launches
 from .events import ObjectRecord, RejectedRecord
 from .keys import check_key, strip_path, strip_path_collisions
 from .launcher import Backoff, Launcher
+from .ledger import Ledger
 from .logs import log
 from .settings import Settings
 
@@ -57,8 +59,16 @@ def start_tasks(
     rand: Callable[[], float] | None = None,
     backoff: Backoff | None = None,
     nonce: str = "",
+    ledger: Ledger | None = None,
+    s3: Any = None,
+    force: bool = False,
 ) -> Outcome:
-    """Check keys, apply -strip-paths, pack batches, start them; account for every URI."""
+    """Check keys, apply -strip-paths, pack batches, start them; account for every URI.
+
+    With a ``ledger``, keys are claimed before RunTask (unchanged and already started keys are
+    skipped, unless ``force`` launches unchanged ones), and the task is recorded after it;
+    ``s3`` answers HeadObject for keys whose record has no ETag.
+    """
     outcome = Outcome()
     for record in rejected:
         bucket = outcome.skipped if record.outcome == "skipped" else outcome.failed
@@ -67,6 +77,7 @@ def start_tasks(
     # Duplicates within one event collapse into one URI; order becomes sorted, so the same
     # set of keys always packs into the same batches (and the same clientTokens).
     identities: dict[str, set[str]] = {}
+    first_records: dict[str, ObjectRecord] = {}
     for record in objects:
         verdict = check_key(record.key, record.size)
         if verdict is not None:
@@ -74,6 +85,8 @@ def start_tasks(
             target.append({"uri": record.key, "reason": verdict.reason})
             continue
         identities.setdefault(record.key, set())
+        if record.key not in first_records or (record.etag and not first_records[record.key].etag):
+            first_records[record.key] = record
         if record.identity:
             identities[record.key].add(record.identity)
 
@@ -84,6 +97,21 @@ def start_tasks(
             if key in collisions:
                 outcome.failed.append({"uri": key, "reason": collisions[key]})
         keys = [key for key in keys if key not in collisions]
+
+    claims = None
+    if ledger is not None:
+        plan = claim_keys(
+            [first_records[key] for key in keys],
+            ledger=ledger,
+            settings=settings,
+            s3=s3,
+            force=force,
+        )
+        claims = plan.claimed
+        outcome.skipped.extend(plan.skipped)
+        outcome.failed.extend(plan.failed + plan.aws_failed)
+        outcome.aws_failed.extend(plan.aws_failed)
+        keys = [key for key in keys if key in claims]
 
     items = [
         (
@@ -96,6 +124,8 @@ def start_tasks(
     batches, too_large = pack(settings, items, nonce=nonce)
     for uri, reason in too_large:
         outcome.failed.append({"uri": uri, "reason": reason})
+    if claims is not None and too_large:
+        record_launches(ledger, claims, (), (), refused=too_large)  # type: ignore[arg-type]
     log(
         "batches planned",
         batches=[{"uris": list(b.uris), "client_token": b.client_token} for b in batches],
@@ -109,6 +139,8 @@ def start_tasks(
     if rand is not None:
         kwargs["rand"] = rand
     report = Launcher(ecs, settings, **kwargs).launch_all(batches)
+    if claims is not None:
+        record_launches(ledger, claims, report.launched, report.failed)  # type: ignore[arg-type]
     outcome.tasks.extend(report.tasks)
     outcome.launched.extend({"uri": uri, "task_arn": arn} for uri, arn in report.launched)
     for uri, reason in report.failed:

@@ -1,0 +1,159 @@
+"""The trigger's side of the ledger: claim keys before RunTask, record the task after it.
+
+Only used when ``IIIF_PROCESS_LEDGER_TABLE`` is set (docs/contracts.md, "The ledger"). A key's
+ETag and size come from its event record; keys given without one (``-uri``, ``{"uris": [...]}``,
+the seed's invoke payload) are asked for with HeadObject on the source bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .events import ObjectRecord
+from .ledger import ClaimResult, Ledger, LedgerError
+from .logs import log
+from .settings import Settings
+
+NO_SUCH_OBJECT = "no such object"
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+@dataclass
+class ClaimPlan:
+    """Keys claimed (to launch), skipped (unchanged, already started), failed (input problems)
+    and aws_failed (an AWS call failed: worth another try)."""
+
+    claimed: dict[str, ClaimResult] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    aws_failed: list[dict[str, str]] = field(default_factory=list)
+
+
+def head_object(s3: Any, bucket: str | None, key: str) -> tuple[str, int | None, str, bool]:
+    """(etag, size, "", _) of ``key``, or ("", None, reason, aws_failure)."""
+    if not bucket:
+        return (
+            "",
+            None,
+            "cannot read the object's ETag: no source bucket "
+            "(set IIIF_PROCESS_SOURCE_BUCKET or -source-bucket)",
+            False,
+        )
+    try:
+        response = s3.head_object(Bucket=bucket, Key=key)
+    except ClientError as error:
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        if code in _MISSING_CODES:
+            return "", None, NO_SUCH_OBJECT, False
+        message = error.response.get("Error", {}).get("Message", "")
+        return "", None, f"HeadObject failed: {code}: {message}".rstrip(": "), True
+    except BotoCoreError as error:
+        return "", None, f"HeadObject failed: {type(error).__name__}: {error}", True
+    etag = str(response.get("ETag", "")).strip('"')
+    size = response.get("ContentLength")
+    return etag, size if isinstance(size, int) else None, "", False
+
+
+def claim_keys(
+    records: Sequence[ObjectRecord],
+    *,
+    ledger: Ledger,
+    settings: Settings,
+    s3: Any,
+    force: bool = False,
+) -> ClaimPlan:
+    """Claim each record's key (one record per key) by the contract's rule."""
+    plan = ClaimPlan()
+    objects: list[tuple[str, str, int | None]] = []
+    for record in records:
+        etag, size = record.etag, record.size
+        if not etag:
+            etag, size, reason, aws = head_object(
+                s3, record.bucket or settings.source_bucket, record.key
+            )
+            if reason:
+                entry = {"uri": record.key, "reason": reason}
+                (plan.aws_failed if aws else plan.failed).append(entry)
+                continue
+        objects.append((record.key, etag, size))
+    if not objects:
+        return plan
+    try:
+        seen = ledger.get_many(key for key, _, _ in objects)
+    except LedgerError as error:
+        plan.aws_failed.extend({"uri": key, "reason": str(error)} for key, _, _ in objects)
+        return plan
+    for key, etag, size in objects:
+        try:
+            result = ledger.claim(
+                key,
+                etag=etag,
+                size=size,
+                recipe=settings.recipe,
+                force=force,
+                seen=seen.get(key),
+                read=False,
+            )
+        except LedgerError as error:
+            plan.aws_failed.append({"uri": key, "reason": str(error)})
+            continue
+        if result.claimed:
+            plan.claimed[key] = result
+        else:
+            plan.skipped.append({"uri": key, "reason": result.reason})
+    log(
+        "keys claimed",
+        claimed=len(plan.claimed),
+        skipped=plan.skipped,
+        failed=plan.failed,
+        not_claimed_by_aws=plan.aws_failed,
+    )
+    return plan
+
+
+def record_launches(
+    ledger: Ledger,
+    claims: dict[str, ClaimResult],
+    launched: Iterable[tuple[str, str]],
+    not_started: Iterable[tuple[str, str]],
+    *,
+    refused: Iterable[tuple[str, str]] = (),
+) -> None:
+    """After RunTask: ``task_arn`` for launched keys; claims of keys not started are undone;
+    keys no task can take (``refused``) end ``failed`` with their reason.
+
+    A ledger write that fails here is logged, not raised: the task has started (or not)
+    whatever the ledger says, and the response still accounts for every key.
+    """
+    for uri, task_arn in launched:
+        if uri not in claims:
+            continue
+        try:
+            ledger.set_task(uri, task_arn)
+        except (LedgerError, ClientError) as error:
+            log(
+                "ledger: task not recorded",
+                level="ERROR",
+                uri=uri,
+                task_arn=task_arn,
+                error=str(error),
+            )
+    for uri, reason in not_started:
+        claim = claims.get(uri)
+        if claim is None:
+            continue
+        try:
+            ledger.unclaim(uri, reason, attempts=max(claim.attempts - 1, 0))
+        except (LedgerError, ClientError) as error:
+            log("ledger: claim not undone", level="ERROR", uri=uri, error=str(error))
+    for uri, reason in refused:
+        if uri not in claims:
+            continue
+        try:
+            ledger.mark_failed(uri, reason, expect_status="started")
+        except (LedgerError, ClientError) as error:
+            log("ledger: failure not recorded", level="ERROR", uri=uri, error=str(error))
