@@ -27,6 +27,7 @@ from .service import DEFAULT_TIME_BUDGET, run_event
 from .settings import (
     DEFAULT_CONFIG,
     DEFAULT_INSTRUCTIONS,
+    DEFAULT_MAX_SOURCE_BYTES,
     DEFAULT_MAX_URIS_PER_TASK,
     DEFAULT_REPORT_NAME,
     Settings,
@@ -121,6 +122,12 @@ FLAGS: tuple[Flag, ...] = (
         "Strip directory tree from URIs. Two URIs with the same file name are then an error.",
     ),
     Flag("max-uris-per-task", "int", DEFAULT_MAX_URIS_PER_TASK, "At most this many URIs per task."),
+    Flag(
+        "max-source-bytes",
+        "int",
+        DEFAULT_MAX_SOURCE_BYTES,
+        "-mode lambda: skip objects the event says are larger than this (0 = no limit).",
+    ),
     Flag(
         "wait",
         "bool",
@@ -320,6 +327,7 @@ def _settings(flags: ParsedFlags) -> Settings:
         max_uris_per_task=v["max-uris-per-task"],
         strip_paths=v["strip-paths"],
         ecs_dsn=v["ecs-dsn"],
+        max_source_bytes=v["max-source-bytes"],
     )
 
 

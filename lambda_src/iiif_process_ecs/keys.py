@@ -57,10 +57,11 @@ def unsafe_reason(key: str) -> str | None:
     return None
 
 
-def check_key(key: str, size: int | None = None) -> KeyVerdict | None:
+def check_key(key: str, size: int | None = None, max_source_bytes: int = 0) -> KeyVerdict | None:
     """Return None if ``key`` should be processed, else the verdict with its reason.
 
-    Unsafe keys fail; folder placeholders, empty objects and unsupported types are skipped.
+    Unsafe keys fail; folder placeholders, empty objects, unsupported types and objects over
+    ``max_source_bytes`` (0 = no limit; known only when the event gives ``size``) are skipped.
     """
     reason = unsafe_reason(key)
     if reason is not None:
@@ -77,6 +78,9 @@ def check_key(key: str, size: int | None = None) -> KeyVerdict | None:
             f"unsupported file type ({shown}); supported: "
             + ", ".join(sorted(SUPPORTED_EXTENSIONS)),
         )
+    if max_source_bytes and size is not None and size > max_source_bytes:
+        # The same words as iiif-process, which refuses the object from its metadata too.
+        return KeyVerdict("skipped", f"too large: {size} bytes > limit {max_source_bytes} bytes")
     return None
 
 

@@ -10,6 +10,8 @@ DEFAULT_CONFIG = "/etc/go-iiif/config.json"
 DEFAULT_INSTRUCTIONS = "/etc/go-iiif/instructions.json"
 DEFAULT_REPORT_NAME = "process.json"
 DEFAULT_MAX_URIS_PER_TASK = 50
+# Larger sources are skipped before any task is paid for (the task's disk holds the source).
+DEFAULT_MAX_SOURCE_BYTES = 4 * 1024**3
 DEFAULT_MAX_ATTEMPTS = 3
 ASSIGN_PUBLIC_IP_VALUES = ("ENABLED", "DISABLED")
 
@@ -44,6 +46,7 @@ _VARIABLE_OF_FIELD = {
     "instructions_path": "IIIF_PROCESS_INSTRUCTIONS",
     "report_name": "IIIF_PROCESS_REPORT_NAME",
     "max_uris_per_task": "IIIF_PROCESS_MAX_URIS_PER_TASK",
+    "max_source_bytes": "IIIF_PROCESS_MAX_SOURCE_BYTES",
     "max_attempts": "IIIF_PROCESS_MAX_ATTEMPTS",
 }
 
@@ -66,6 +69,7 @@ class Settings:
     max_uris_per_task: int = DEFAULT_MAX_URIS_PER_TASK
     strip_paths: bool = False
     ecs_dsn: str = ""
+    max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES
     # The ledger (docs/contracts.md, issue #9): unset table = no ledger, today's behaviour.
     ledger_table: str | None = None
     recipe: str = ""
@@ -97,6 +101,12 @@ class Settings:
             raise SettingsError(
                 f"setting max_attempts must be at least 1, not {self.max_attempts}",
                 "max_attempts",
+            )
+        if self.max_source_bytes < 0:
+            raise SettingsError(
+                "setting max_source_bytes must be 0 (no limit) or more, "
+                f"not {self.max_source_bytes}",
+                "max_source_bytes",
             )
         if not self.report_name or "/" in self.report_name:
             raise SettingsError(
@@ -184,6 +194,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 "IIIF_PROCESS_STRIP_PATHS", get("IIIF_PROCESS_STRIP_PATHS", "false")
             ),
             ecs_dsn=dsn,
+            max_source_bytes=parse_int(
+                "IIIF_PROCESS_MAX_SOURCE_BYTES",
+                get("IIIF_PROCESS_MAX_SOURCE_BYTES", str(DEFAULT_MAX_SOURCE_BYTES)),
+            ),
             ledger_table=env.get("IIIF_PROCESS_LEDGER_TABLE", "").strip() or None,
             recipe=env.get("IIIF_PROCESS_RECIPE", "").strip(),
             max_attempts=parse_int(

@@ -79,7 +79,7 @@ def start_tasks(
     identities: dict[str, set[str]] = {}
     first_records: dict[str, ObjectRecord] = {}
     for record in objects:
-        verdict = check_key(record.key, record.size)
+        verdict = check_key(record.key, record.size, settings.max_source_bytes)
         if verdict is not None:
             target = outcome.skipped if verdict.outcome == "skipped" else outcome.failed
             target.append({"uri": record.key, "reason": verdict.reason})
