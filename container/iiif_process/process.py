@@ -84,14 +84,25 @@ def available_cpus() -> int:
 
 
 def _publish(uri: str, items: list[tuple[Store, str, bytes, str]]) -> None:
-    """Write every object; on a failure delete what was written, then re-raise."""
-    written: list[tuple[Store, str]] = []
+    """Write every object in order (the report, last in ``items``, only after every derivative);
+    on a failure delete only what this run created, then re-raise.
+
+    An object that existed before this run (a derivative of an earlier, complete run) is never
+    deleted: it was replaced or it is still the earlier one, and the earlier report still
+    describes files that exist. Which keys exist is asked once per store before writing.
+    """
+    before: dict[int, set[str]] = {}
+    for store, _key, _data, _type in items:
+        if id(store) not in before:
+            before[id(store)] = store.existing([k for s, k, _d, _t in items if s is store])
+    created: list[tuple[Store, str]] = []
     try:
         for store, key, data, content_type in items:
             store.write(key, data, content_type)
-            written.append((store, key))
+            if key not in before[id(store)]:
+                created.append((store, key))
     except Exception:
-        for store, key in written:
+        for store, key in created:
             try:
                 store.delete(key)
             except Exception as exc:
