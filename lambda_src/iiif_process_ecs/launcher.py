@@ -31,6 +31,13 @@ RETRYABLE_ERROR_CODES = frozenset(
 )
 
 
+# No RunTask starts with less time left than this: a call that outlives the Lambda's deadline
+# leaves its batch unreported (killed mid-batch), so stop and report the rest as not started.
+LAUNCH_MARGIN_SECONDS = 10.0
+# ... nor with less than this many times the slowest RunTask seen in this invocation.
+SLOW_CALL_FACTOR = 3.0
+
+
 def is_retryable_failure_reason(reason: str) -> bool:
     """RunTask ``failures[].reason`` values that mean "no capacity right now"."""
     return reason.startswith("RESOURCE:") or "capacity" in reason.lower() or reason == "AGENT"
@@ -62,7 +69,9 @@ class Launcher:
     """Runs batches as Fargate tasks.
 
     ``remaining_seconds`` says how much time is left (the Lambda context's remaining time, or a
-    CLI budget); ``sleep`` and ``rand`` are injectable so tests do not wait.
+    CLI budget); ``sleep`` and ``rand`` are injectable so tests do not wait. No RunTask starts
+    with less than ``margin()`` seconds left; the duration of each call is measured on that
+    same clock.
     """
 
     def __init__(
@@ -81,11 +90,38 @@ class Launcher:
         self.sleep = sleep
         self.rand = rand
         self.backoff = backoff or Backoff()
+        self.slowest_call = 0.0
+
+    def margin(self) -> float:
+        """Seconds that must be left to start a RunTask: the floor, or 3x the slowest call."""
+        return max(LAUNCH_MARGIN_SECONDS, SLOW_CALL_FACTOR * self.slowest_call)
 
     def launch_all(self, batches: Sequence[Batch]) -> LaunchReport:
-        """Start every batch; each stands alone, so one failing batch does not stop the others."""
+        """Start every batch; each stands alone, so one failing batch does not stop the others.
+
+        Near the deadline the batches not yet started are reported failed ("not started"), so
+        that the caller returns them (batchItemFailures, or TasksNotStarted) while it can.
+        """
         report = LaunchReport()
-        for batch in batches:
+        for index, batch in enumerate(batches):
+            left, margin = self.remaining_seconds(), self.margin()
+            if left < margin:
+                reason = (
+                    f"not started: {left:.1f} s left in this invocation, under the "
+                    f"{margin:.1f} s margin for a RunTask"
+                )
+                rest = batches[index:]
+                log(
+                    "deadline near: batches not started",
+                    level="WARNING",
+                    seconds_left=round(left, 3),
+                    margin=round(margin, 3),
+                    batches_not_started=len(rest),
+                    uris_not_started=sum(len(b.uris) for b in rest),
+                )
+                for skipped in rest:
+                    report.failed.extend((uri, reason) for uri in skipped.uris)
+                break
             task_arn, error = self.launch(batch)
             if task_arn is not None:
                 report.tasks.append(task_arn)
@@ -113,9 +149,8 @@ class Launcher:
                 log("task not started", reason=error, uris=list(batch.uris), retryable=False)
                 return None, f"RunTask failed (not retried): {error}"
             delay = self.backoff.delay(attempt, self.rand)
-            if (
-                attempt >= self.backoff.max_attempts
-                or self.remaining_seconds() - delay < self.backoff.reserve
+            if attempt >= self.backoff.max_attempts or self.remaining_seconds() - delay < max(
+                self.backoff.reserve, self.margin()
             ):
                 log(
                     "task not started",
@@ -129,6 +164,14 @@ class Launcher:
             self.sleep(delay)
 
     def _call(self, batch: Batch) -> tuple[str | None, str, bool]:
+        """One RunTask call, timed: (task ARN, "", _) or (None, reason, retryable)."""
+        before = self.remaining_seconds()
+        try:
+            return self._run_task(batch)
+        finally:
+            self.slowest_call = max(self.slowest_call, before - self.remaining_seconds())
+
+    def _run_task(self, batch: Batch) -> tuple[str | None, str, bool]:
         """One RunTask call: (task ARN, "", _) or (None, reason, retryable)."""
         try:
             response = self.ecs.run_task(
