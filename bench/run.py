@@ -37,6 +37,7 @@ import PIL
 import pyvips
 
 from bench.images import TestImage, ensure_images
+from bench.master import ensure_master, measure_master, render_master
 from bench.measure import Run, run_child, run_children, summarize
 
 PYTHON = sys.executable
@@ -71,7 +72,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="24 MP images per throughput run (default: 6 per CPU, at least 12)",
     )
     parser.add_argument("--out", type=Path, default=Path("bench-output"), help="work directory")
-    parser.add_argument("--sizes", default="24mp,100mp", help="image sizes to run (24mp,100mp)")
+    parser.add_argument(
+        "--sizes",
+        default="24mp,100mp,master",
+        help="what to run: 24mp, 100mp, master (the 20000x20000 TIFF); default all three",
+    )
     return parser.parse_args(argv)
 
 
@@ -493,6 +498,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     wanted = {s.strip() for s in args.sizes.split(",") if s.strip()}
     print("building test images (cached in bench-output/images) ...", file=sys.stderr, flush=True)
     images = ensure_images(out / "images", wanted)
+    master_lines: list[str] = []
+    if "master" in wanted:
+        if TOOL.exists():
+            print("measuring the 20000x20000 master TIFF ...", file=sys.stderr, flush=True)
+            master = ensure_master(out / "images")
+            master_lines = render_master(measure_master(TOOL, master, out / "runs" / "master"))
+        else:
+            master_lines = render_master(None, f"{TOOL} not found")
+        if not images:
+            print("\n".join(master_lines).lstrip("\n"))
+            return 0
     if not images:
         print(f"no image size matches --sizes {args.sizes!r}", file=sys.stderr)
         return 0
@@ -518,6 +534,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         images[0], out / "runs", count, reps=max(1, min(args.reps, 3))
     )
     print(render(results, images, scaling, args.reps, machine, load_before))
+    if master_lines:
+        print("\n".join(master_lines))
     print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
     return 0
 

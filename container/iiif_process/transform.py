@@ -308,11 +308,12 @@ class SourceImage:
         image = _open(self._path, "random" if rotate else "sequential", self._fail_on, **options)
         return image.autorot() if rotate else image
 
-    def _shrink_for(self, width: int, height: int) -> int:
+    def _shrink_for(self, auto_orient: bool, width: int, height: int) -> int:
         """The largest shrink-on-load that still leaves twice the target's pixels across."""
         full_w, full_h = self._size
+        if auto_orient and self.orientation in (5, 6, 7, 8):  # turned by 90 degrees
+            full_w, full_h = full_h, full_w
         factor = min(full_w / max(1, width), full_h / max(1, height))
-        factor = min(factor, min(full_h / max(1, width), full_w / max(1, height)))
         for shrink in _SHRINK_ON_LOAD.get(self.loader, ()):
             if factor >= 2 * shrink:
                 return shrink
@@ -351,7 +352,11 @@ class SourceImage:
             out = _resize(source, width, height)
         elif self.streamed:
             out = to_srgb(
-                _resize(self._stream(auto_orient, self._shrink_for(width, height)), width, height)
+                _resize(
+                    self._stream(auto_orient, self._shrink_for(auto_orient, width, height)),
+                    width,
+                    height,
+                )
             )
         else:
             out = to_srgb(_resize(self.base(auto_orient), width, height))
