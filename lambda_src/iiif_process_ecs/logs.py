@@ -1,11 +1,25 @@
-"""Structured logs: one JSON object per line, on stderr (CloudWatch Logs in the Lambda)."""
+"""Structured logs: one JSON object per line, on stderr (CloudWatch Logs in the Lambda).
+
+No line exceeds MAX_LINE_BYTES: CloudWatch cuts events over 256 KB, and an event of 10,000 keys
+would otherwise log megabytes in one line. A line over the bound is shrunk (lists to a sample,
+long strings cut, marked ``"truncated": true``); if that is still too long, only its message
+and the names of the dropped fields remain.
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
+
+# Well under CloudWatch Logs' 256 KB per event (which counts 26 bytes of overhead too).
+MAX_LINE_BYTES = 64 * 1024
+# Lists beyond this many items are logged as a sample of their first items.
+SAMPLE_ITEMS = 10
+# Strings (keys, reasons) in a sample or a shrunk line are cut to this many characters.
+SAMPLE_CHARS = 200
 
 _stream: TextIO | None = None
 _enabled = True
@@ -18,17 +32,76 @@ def configure(stream: TextIO | None = None, *, enabled: bool = True) -> None:
     _enabled = enabled
 
 
-def log(message: str, *, level: str = "INFO", **fields: Any) -> None:
-    """Write ``{"time", "level", "logger", "message", **fields}`` as one JSON line."""
-    if not _enabled:
-        return
-    record = {
+def cut(text: str, chars: int = SAMPLE_CHARS) -> str:
+    """``text``, cut to ``chars`` characters with a note of how many were left out."""
+    if len(text) <= chars:
+        return text
+    return f"{text[:chars]}...(+{len(text) - chars} chars)"
+
+
+def sample(items: Iterable[Any], count: int = SAMPLE_ITEMS) -> list[Any]:
+    """The first ``count`` items, each string cut to SAMPLE_CHARS: a bounded view of a list."""
+    shown: list[Any] = []
+    for item in items:
+        if len(shown) == count:
+            break
+        shown.append(_shrink(item))
+    return shown
+
+
+def _shrink(value: Any) -> Any:
+    if isinstance(value, str):
+        return cut(value)
+    if isinstance(value, Mapping):
+        return {str(key): _shrink(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = list(value)
+        shown = [_shrink(item) for item in items[:SAMPLE_ITEMS]]
+        if len(items) > SAMPLE_ITEMS:
+            shown.append(f"...(+{len(items) - SAMPLE_ITEMS} more)")
+        return shown
+    return value
+
+
+def bounded_json(value: Any, max_bytes: int = MAX_LINE_BYTES) -> str:
+    """``value`` as JSON of at most ``max_bytes`` UTF-8 bytes (shrunk, then cut, if needed)."""
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    if _size(text) <= max_bytes:
+        return text
+    text = json.dumps(_shrink(value), default=str, ensure_ascii=False)
+    if _size(text) <= max_bytes:
+        return text
+    return json.dumps({"truncated": cut(text, max_bytes // 8)}, ensure_ascii=False)
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", errors="surrogatepass"))
+
+
+def format_line(message: str, level: str, fields: Mapping[str, Any]) -> str:
+    """The JSON line for a record, within MAX_LINE_BYTES (without its newline)."""
+    head = {
         "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "level": level,
         "logger": "iiif_process_ecs",
         "message": message,
-        **fields,
     }
+    line = json.dumps({**head, **fields}, default=str, ensure_ascii=False)
+    if _size(line) <= MAX_LINE_BYTES:
+        return line
+    shrunk = {name: _shrink(value) for name, value in fields.items()}
+    line = json.dumps({**head, **shrunk, "truncated": True}, default=str, ensure_ascii=False)
+    if _size(line) <= MAX_LINE_BYTES:
+        return line
+    head["message"] = cut(message, 1000)
+    kept = {"truncated": True, "dropped_fields": sample(fields, 50)}
+    return json.dumps({**head, **kept}, default=str, ensure_ascii=False)
+
+
+def log(message: str, *, level: str = "INFO", **fields: Any) -> None:
+    """Write ``{"time", "level", "logger", "message", **fields}`` as one bounded JSON line."""
+    if not _enabled:
+        return
     stream = _stream or sys.stderr
-    stream.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+    stream.write(format_line(message, level, fields) + "\n")
     stream.flush()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -11,7 +10,7 @@ from .dsn import session_from_dsn
 from .events import ParsedEvent, parse_event
 from .launcher import Backoff
 from .ledger import Ledger, open_ledger
-from .logs import log
+from .logs import MAX_LINE_BYTES, bounded_json, log, sample
 from .settings import Settings, load_settings
 from .trigger import Outcome, start_tasks
 
@@ -25,9 +24,10 @@ class TasksNotStarted(RuntimeError):
     def __init__(self, outcome: Outcome) -> None:
         self.outcome = outcome
         uris = [entry["uri"] for entry in outcome.aws_failed]
+        # Lambda logs this message as one line: bounded like every log line.
         super().__init__(
             f"{len(uris)} URI(s) not started because of AWS errors: "
-            + json.dumps(outcome.response(), ensure_ascii=False)
+            + bounded_json(outcome.response(), MAX_LINE_BYTES - 200)
         )
 
 
@@ -66,7 +66,9 @@ def run_event(
     log(
         "event received",
         shape=parsed.shape,
-        uris=[record.key for record in parsed.objects],
+        # Counts and a bounded sample: a batch of 10,000 keys must not make a 9 MB line.
+        uri_count=len(parsed.objects),
+        uris_sample=sample(record.key for record in parsed.objects),
         rejected=len(parsed.rejected),
         **({"messages": len(parsed.message_ids)} if parsed.is_sqs_batch else {}),
     )
