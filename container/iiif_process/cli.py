@@ -7,13 +7,18 @@ v8:    iiif-process [-config-source URI -config-name NAME] [-instructions-source
 
 Flags are Go-style: ``-flag`` or ``--flag``, ``-flag value`` or ``-flag=value``; parsing stops at
 the first argument that is not a flag (or after ``--``). Stdout gets one JSON object keyed by URI;
-logs go to stderr as JSON lines. Exit status: 0 every URI succeeded, 1 some failed, 2 usage error.
+logs go to stderr as JSON lines. Exit status: 0 every URI succeeded, 1 some failed, 2 usage error,
+143 stopped by SIGTERM (every URI still gets its entry; those not finished say "abandoned").
+
+With IIIF_PROCESS_LEDGER_TABLE set, each image's outcome is also written to that DynamoDB table
+as it finishes (docs/contracts.md, "The ledger").
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -21,12 +26,14 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from .batch import DEFAULT_STOP_SECONDS, StopSignal, process_uris
 from .config import Config, parse_config, parse_store_uri, with_overrides
 from .defaults import DEFAULTS_SCHEME, default_config, default_instructions
 from .errors import ConfigError, IIIFProcessError
+from .ledger import Ledger
 from .logs import setup_logging
 from .params import Instruction, parse_instructions
-from .process import ReportOptions, process_uris
+from .process import ReportOptions
 from .report import REPORT_TEMPLATE, SEED_REPORT_NAME
 from .stores import open_store
 
@@ -65,6 +72,11 @@ FLAGS: dict[str, tuple[bool, str]] = {
         "(env IIIF_PROCESS_MAX_SOURCE_BYTES; default 4294967296, 0 = no limit)",
     ),
     "workers": (True, "URIs processed in parallel (env IIIF_PROCESS_WORKERS; default: CPUs)"),
+    "stop-seconds": (
+        True,
+        "on SIGTERM, how long images in progress may go on before they are abandoned "
+        f"(env IIIF_PROCESS_STOP_SECONDS; default {DEFAULT_STOP_SECONDS:g})",
+    ),
     "report": (False, "store a report per image"),
     "verbose": (False, "debug logging"),
     "h": (False, "print this help"),
@@ -142,6 +154,10 @@ def environment_defaults(environ: Mapping[str, str]) -> dict[str, str]:
         "max-pixels": "IIIF_PROCESS_MAX_PIXELS",
         "max-source-bytes": "IIIF_PROCESS_MAX_SOURCE_BYTES",
         "workers": "IIIF_PROCESS_WORKERS",
+        "stop-seconds": "IIIF_PROCESS_STOP_SECONDS",
+        # Not flags: the ledger table (unset: nothing is written) and the recipe recorded there.
+        "ledger-table": "IIIF_PROCESS_LEDGER_TABLE",
+        "recipe": "IIIF_PROCESS_RECIPE",
     }
     return {flag: environ[var] for flag, var in names.items() if environ.get(var)}
 
@@ -191,6 +207,19 @@ def _int_option(args: Arguments, env: Mapping[str, str], name: str) -> int | Non
         raise ConfigError(f"-{name} must be an integer, not {value!r}") from None
     if number < 0:
         raise ConfigError(f"-{name} must not be negative, not {value!r}")
+    return number
+
+
+def _seconds_option(args: Arguments, env: Mapping[str, str], name: str, default: float) -> float:
+    value = args.get(name, env.get(name))
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except ValueError:
+        raise ConfigError(f"-{name} must be a number of seconds, not {value!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise ConfigError(f"-{name} must be a finite number of seconds >= 0, not {value!r}")
     return number
 
 
@@ -253,18 +282,34 @@ def load_settings(
     return config, instructions, report
 
 
-def run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
-    """Run the tool; returns the exit status and the stdout object (keyed by URI)."""
+# Exit status after SIGTERM (128 + 15, what a shell reports for a process killed by it).
+STOPPED = 143
+# After SIGTERM, how long the ledger's last writes may take before the output is printed.
+LEDGER_FLUSH_SECONDS = 5.0
+
+
+def run(
+    argv: Sequence[str], environ: Mapping[str, str], stop: StopSignal | None = None
+) -> tuple[int, dict[str, Any]]:
+    """Run the tool; returns the exit status and the stdout object (keyed by URI). ``stop`` is
+    set by SIGTERM (see :func:`main`)."""
     args = parse_args(argv)
     uris = list(args.values.get("uri", [])) + args.positional
     if not uris:
         raise UsageError("no URIs given")
     env = environment_defaults(environ)
+    ledger = Ledger(env["ledger-table"], env.get("recipe")) if env.get("ledger-table") else None
     try:
         config, instructions, report = load_settings(args, env)
+        stop_seconds = _seconds_option(args, env, "stop-seconds", DEFAULT_STOP_SECONDS)
     except IIIFProcessError as exc:
         log.error("cannot start", extra={"error": str(exc)})
-        return 1, {uri: {"origin": uri, "error": str(exc)} for uri in dict.fromkeys(uris)}
+        results = {uri: {"origin": uri, "error": str(exc)} for uri in dict.fromkeys(uris)}
+        if ledger is not None:
+            for uri in results:
+                ledger.failed(uri, f"cannot start: {exc}", retryable=False)
+            ledger.close(LEDGER_FLUSH_SECONDS)
+        return 1, results
     log.info(
         "processing",
         extra={
@@ -274,16 +319,27 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, dict[str,
             "instructions": [i.label for i in instructions],
         },
     )
-    results = process_uris(
-        uris,
-        config,
-        instructions,
-        open_store(config.source),
-        open_store(config.derivatives),
-        report,
-    )
+    try:
+        results = process_uris(
+            uris,
+            config,
+            instructions,
+            open_store(config.source),
+            open_store(config.derivatives),
+            report,
+            stop=stop,
+            ledger=ledger,
+            stop_seconds=stop_seconds,
+        )
+    finally:
+        if ledger is not None:
+            ledger.close(LEDGER_FLUSH_SECONDS if stop is not None and stop.requested else None)
     failed = sum(1 for r in results.values() if "error" in r)
+    stopped = stop is not None and stop.requested
     log.info("done", extra={"succeeded": len(results) - failed, "failed": failed})
+    if stopped:
+        log.warning("stopped by SIGTERM", extra={"exit": STOPPED})
+        return STOPPED, results
     return (1 if failed else 0), results
 
 
@@ -299,8 +355,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(usage())
         return 0
     setup_logging(args.flag("verbose"))
+    # Fargate stops a task with SIGTERM (then SIGKILL after its stop timeout). Installed
+    # explicitly: as PID 1 in a container the kernel ignores a signal that has no handler.
+    stop = StopSignal()
+    stop.install()
     try:
-        status, results = run(argv, os.environ)
+        status, results = run(argv, os.environ, stop)
     except UsageError as exc:
         print(f"{exc}\n\n{usage()}", file=sys.stderr)
         return 2

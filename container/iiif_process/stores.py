@@ -94,10 +94,12 @@ class Store(Protocol):
 
 @dataclass(frozen=True)
 class Downloaded:
-    """What :meth:`Store.download` wrote: the byte count and their sha1 (hex)."""
+    """What :meth:`Store.download` wrote: the byte count and their sha1 (hex); and the object's
+    ETag (without quotes) where the store has one (S3), for the ledger."""
 
     size: int
     sha1: str
+    etag: str | None = None
 
 
 CHUNK = 1 << 20
@@ -343,9 +345,11 @@ class S3Store:
             try:
                 size = int(response.get("ContentLength", 0))
                 _check_size(size, max_bytes)
-                return copy_stream(body, handle, max_bytes)
+                done = copy_stream(body, handle, max_bytes)
             finally:
                 body.close()
+            etag = str(response.get("ETag") or "").strip('"') or None
+            return Downloaded(done.size, done.sha1, etag)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             if code in ("NoSuchKey", "404", "NotFound"):
@@ -400,11 +404,13 @@ def open_store(
 
 @dataclass(frozen=True)
 class LocalSource:
-    """A source object as a file on local disk: its path, size, and sha1 when already known."""
+    """A source object as a file on local disk: its path, size, and sha1 when already known;
+    its ETag when the store has one (S3)."""
 
     path: str
     size: int
     sha1: str | None
+    etag: str | None = None
 
 
 def file_sha1(path: str) -> str:
@@ -438,4 +444,4 @@ def local_source(store: Store, key: str, max_bytes: int) -> Iterator[LocalSource
             raise StoreError(
                 f"cannot copy {store.describe(key)} to local disk: {exc.strerror or exc}"
             ) from exc
-        yield LocalSource(path, done.size, done.sha1)
+        yield LocalSource(path, done.size, done.sha1, done.etag)

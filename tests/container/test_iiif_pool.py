@@ -1,15 +1,19 @@
-"""Parallel work: URIs in worker processes (order, a killed worker, the shared memory budget),
-no pool for one URI, and the overlapped rendering of one image."""
+"""Parallel work: every URI in a worker process (order, a killed worker, one CPU, the shared
+memory budget, an image over the whole budget), and the overlapped rendering of one image."""
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import re
 import signal
 from collections import deque
 from pathlib import Path
 from typing import Any
 
+import pytest
+import pyvips
+from iiif_process.batch import Pool, WorkerJob, _Worker
 from iiif_process.config import Config, StoreSpec
 from iiif_process.params import parse_instructions
 from iiif_process.process import ReportOptions, process_uri, process_uris
@@ -22,15 +26,16 @@ KILLER = "die.jpg"
 
 
 class KillingStore(DiskStore):
-    """A source that kills the worker process reading ``die.jpg``, as the OOM killer would.
+    """A source that kills the worker process opening ``die.jpg``, as the OOM killer would."""
 
-    The first URIs go to the worker processes (the parent's own thread takes the next one), so a
-    killer listed first always lands in a process."""
+    def __init__(self, root: str) -> None:
+        super().__init__(root)
+        self.parent = os.getpid()  # pickled with the store: a worker knows it is not the parent
 
     def local_path(self, key: str, max_bytes: int) -> tuple[str, int]:
         # A disk source is opened in place through local_path (never read whole).
         # Only ever in a worker: the test process itself is never the one killed.
-        if key == KILLER and multiprocessing.parent_process() is not None:
+        if key == KILLER and os.getpid() != self.parent:
             os.kill(os.getpid(), signal.SIGKILL)
         return super().local_path(key, max_bytes)
 
@@ -40,7 +45,8 @@ def _run(tmp_path: Path, uris: list[str], **config: Any) -> tuple[dict[str, Any]
     source.mkdir(exist_ok=True)
     out.mkdir(exist_ok=True)
     for uri in uris:
-        (source / uri).write_bytes(gen.jpeg())
+        if not (source / uri).exists():
+            (source / uri).write_bytes(gen.jpeg())
     settings = Config(
         source=StoreSpec("disk", path=str(source)),
         derivatives=StoreSpec("disk", path=str(out)),
@@ -66,7 +72,24 @@ def test_worker_processes_return_every_uri_in_input_order(tmp_path: Path) -> Non
 
 def test_a_killed_worker_is_an_error_entry_for_its_uri(tmp_path: Path) -> None:
     results, _ = _run(tmp_path, [KILLER, "a.jpg", "b.jpg", "c.jpg"])
-    assert "worker process died (killed by signal 9" in results[KILLER]["error"]
+    assert results[KILLER] == {
+        "origin": KILLER,
+        "error": "worker killed by SIGKILL (out of memory?) while processing this image",
+    }
+
+
+@pytest.mark.parametrize("position", [0, 1, 3])
+def test_a_killed_worker_on_one_cpu_does_not_stop_the_batch(tmp_path: Path, position: int) -> None:
+    # One worker (a 1-vCPU task): the image killing it, first, in the middle or last, costs
+    # only itself; a new worker takes the rest.
+    uris = ["a.jpg", "b.jpg", "c.jpg"]
+    uris.insert(position, KILLER)
+    results, _ = _run(tmp_path, uris, workers=1)
+    assert [uri for uri, entry in results.items() if "dimensions" in entry] == [
+        "a.jpg",
+        "b.jpg",
+        "c.jpg",
+    ]
 
 
 def test_a_killed_worker_does_not_stop_the_other_uris(tmp_path: Path) -> None:
@@ -83,11 +106,28 @@ def test_a_killed_worker_publishes_nothing_for_its_uri(tmp_path: Path) -> None:
     assert not (out / KILLER).exists()
 
 
-def test_images_larger_than_the_shared_budget_run_one_at_a_time(tmp_path: Path) -> None:
-    # A 1 MB budget across both workers: every image is admitted alone, none is refused.
+def test_images_that_fit_the_shared_budget_only_alone_all_run(tmp_path: Path) -> None:
+    # 120x80 RGB needs about 36 KB: a 1 MB budget holds one at a time per the parent, none is
+    # refused.
     uris = [f"{i}.jpg" for i in range(4)]
     results, _ = _run(tmp_path, uris, memory_budget_mb=1)
     assert all("dimensions" in results[uri] for uri in uris)
+
+
+def test_an_image_over_the_whole_budget_fails_alone_naming_its_size_and_the_budget(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "big.png").write_bytes(gen.png(pyvips.Image.black(1500, 1000, bands=3)))
+    results, _ = _run(tmp_path, ["a.jpg", "big.png", "b.jpg"], memory_budget_mb=1)
+    assert re.fullmatch(
+        r"image needs about \d+ MB of memory \(1500x1000, 3 bands of 8-bit = 4 MB decoded\), "
+        r"over the memory budget of 1 MB \(from the task's memory limit, or "
+        r"iiif_process.memory_budget_mb\)",
+        results["big.png"]["error"],
+    )
+    assert "dimensions" in results["a.jpg"] and "dimensions" in results["b.jpg"]
 
 
 class RecordingStore(DiskStore):
@@ -99,7 +139,7 @@ class RecordingStore(DiskStore):
         return super().local_path(key, max_bytes)
 
 
-def test_a_single_uri_runs_in_this_process(tmp_path: Path) -> None:
+def test_a_single_uri_runs_in_a_worker_process(tmp_path: Path) -> None:
     source, out = tmp_path / "src", tmp_path / "out"
     source.mkdir()
     out.mkdir()
@@ -111,7 +151,8 @@ def test_a_single_uri_runs_in_this_process(tmp_path: Path) -> None:
     )
     store = RecordingStore(str(source))
     process_uris(["a.jpg"], settings, INSTRUCTIONS, store, DiskStore(str(out)), ReportOptions())
-    assert (source / "readers.txt").read_text().split() == [str(os.getpid())]
+    [reader] = (source / "readers.txt").read_text().split()
+    assert reader != str(os.getpid())
 
 
 def test_overlapped_rendering_makes_the_same_derivatives(tmp_path: Path) -> None:
@@ -151,12 +192,10 @@ def test_overlapped_rendering_makes_the_same_derivatives(tmp_path: Path) -> None
 
 def _pool_with_two_workers(budget: int) -> tuple[Any, list[Any]]:
     """The parent's pool logic with two workers on plain pipes (no processes started)."""
-    from iiif_process.process import WorkerJob, _Pool, _Worker
-
     config = Config(StoreSpec("memory"), StoreSpec("memory"))
     store = MemoryStore()
-    job = WorkerJob(config, INSTRUCTIONS, store, store, ReportOptions(), 1, None)
-    pool = _Pool(job, budget, deque())
+    job = WorkerJob(config, INSTRUCTIONS, store, store, ReportOptions(), 1, budget, None)
+    pool = Pool(job, budget, deque())
     ends = []
     for _ in range(2):
         parent, child = multiprocessing.Pipe()

@@ -1,0 +1,52 @@
+"""A worker process of a batch: ``python -m iiif_process.worker FD``.
+
+Started by :class:`iiif_process.batch.Pool` with one end of a socket pair as file descriptor
+``FD``: it receives its job, then processes one URI at a time until told to exit (or the parent
+goes away). SIGTERM and SIGINT are the parent's to act on (it stops the batch and decides what
+happens to this worker's image); the out-of-memory killer should pick a worker, never the
+parent that holds every result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+
+
+def _prefer_oom_kill() -> None:
+    """Make this process the kernel's first choice when the task runs out of memory."""
+    with contextlib.suppress(OSError), open("/proc/self/oom_score_adj", "w") as handle:
+        handle.write("1000")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve the parent on the connection given as a file descriptor."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 1 or not args[0].isdigit():
+        print("usage: python -m iiif_process.worker FD (started by iiif-process)", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _prefer_oom_kill()
+    conn = Connection(int(args[0]))
+    try:
+        job = conn.recv()
+    except (EOFError, OSError):
+        return 0
+    from .batch import serve
+    from .logs import setup_logging
+    from .transform import configure_vips
+
+    if job.log_level is not None:
+        setup_logging(job.log_level <= logging.DEBUG)
+    configure_vips(concurrency=job.concurrency)
+    serve(conn, job)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
