@@ -75,6 +75,7 @@ class Config:
     blurhash_size: int = 200
     max_pixels: int = DEFAULT_MAX_PIXELS
     max_source_bytes: int = DEFAULT_MAX_SOURCE_BYTES  # 0 = no limit
+    keep_metadata: bool = False  # True = derivatives keep the source's EXIF, XMP, IPTC
     workers: int = 0  # 0 = one per available CPU
     memory_budget_mb: int = 0  # 0 = 70 % of the task's (cgroup) memory
 
@@ -146,6 +147,12 @@ def _positive_int(value: Any, what: str) -> int:
     if number < 0:
         raise ConfigError(f"{what} must not be negative, not {value!r}")
     return number
+
+
+def _boolean(value: Any, what: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{what} must be true or false, not {value!r}")
+    return value
 
 
 def _disabled_features(features: Any) -> frozenset[str]:
@@ -223,6 +230,7 @@ def parse_config(data: Any) -> Config:
             own.get("max_source_bytes", DEFAULT_MAX_SOURCE_BYTES), "iiif_process.max_source_bytes"
         ),
         workers=_positive_int(own.get("workers", 0), "iiif_process.workers"),
+        keep_metadata=_boolean(own.get("keep_metadata", False), "iiif_process.keep_metadata"),
         memory_budget_mb=_positive_int(
             own.get("memory_budget_mb", 0), "iiif_process.memory_budget_mb"
         ),

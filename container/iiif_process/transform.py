@@ -284,6 +284,11 @@ class SourceImage:
         self._path = header.path
         self._fail_on = header.fail_on
         self._size = (header.width, header.height)
+        image = header.image
+        # The source's colour profile, kept for the derivatives (their pixels become sRGB).
+        self.icc: bytes | None = (
+            image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
+        )
         if self.streamed:
             self.raw = header.image
         else:
@@ -492,36 +497,97 @@ def apply_quality(image: pyvips.Image, quality: Quality) -> pyvips.Image:
     raise ParameterError(f"unsupported quality {kind!r}")
 
 
-def encode(image: pyvips.Image, fmt: str, keep_exif: bool) -> bytes:
+_KEEP = pyvips.enums.ForeignKeep
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """What a derivative carries besides pixels (issue #8 item 5: privacy).
+
+    By default only the colour profile (when the source had one) and, for a derivative whose
+    orientation was not applied (rotation ``-1``), the orientation tag; EXIF (GPS position,
+    artist, camera serial), XMP, IPTC and comments are stripped. ``keep_all``
+    (``iiif_process.keep_metadata``) keeps the source's metadata as it is.
+    """
+
+    keep_all: bool = False
+    icc: bytes | None = None  # the source's profile
+    orientation: int = 1  # to record in the derivative (1 = none)
+
+
+def _with_metadata(image: pyvips.Image, meta: Metadata) -> tuple[pyvips.Image, int, dict]:
+    """The image to save, the saver's ``keep`` flags and its extra options."""
+    options: dict[str, object] = {}
+    image = image.copy()
+    if meta.keep_all:
+        keep = _KEEP.ALL
+    else:
+        keep = _KEEP.NONE
+        # The savers rebuild EXIF from these fields: drop them all, then set the orientation.
+        for name in image.get_fields():
+            if name.startswith("exif-") or name == "orientation":
+                image.remove(name)
+        if meta.orientation not in (0, 1):
+            image.set_type(pyvips.GValue.gint_type, "orientation", meta.orientation)
+            keep |= _KEEP.EXIF
+    if image.get_typeof("icc-profile-data"):
+        image.remove("icc-profile-data")
+    if meta.icc is not None:
+        # The pixels are sRGB now: the source's own profile when it was sRGB, else libvips'
+        # built-in sRGB (or grey) profile, which describes them.
+        keep |= _KEEP.ICC
+        colour = image.bands - (1 if image.hasalpha() else 0) >= 3
+        if not colour:
+            options["profile"] = "sgrey"
+        elif "srgb" in _icc_description(meta.icc).lower():
+            image.set_type(pyvips.GValue.blob_type, "icc-profile-data", meta.icc)
+        else:
+            options["profile"] = "srgb"
+    return image, keep, options
+
+
+def encode(image: pyvips.Image, fmt: str, meta: Metadata | None = None) -> bytes:
     """Encode to ``fmt`` in memory: JPEG Q75 (alpha flattened onto white), PNG, WebP, deflate
-    TIFF, GIF. Metadata is stripped, except the EXIF of ``-1`` (not autorotated) derivatives."""
-    keep = "exif" if keep_exif else "none"
+    TIFF, GIF, carrying only the metadata ``meta`` allows (default: none)."""
+    if fmt == "jpg" and image.hasalpha():
+        image = image.flatten(background=255)
+    image, keep, options = _with_metadata(image, meta or Metadata())
     if fmt == "jpg":
-        if image.hasalpha():
-            image = image.flatten(background=255)
-        return image.jpegsave_buffer(Q=JPEG_Q, keep=keep)
+        return image.jpegsave_buffer(Q=JPEG_Q, keep=keep, **options)
     if fmt == "png":
-        return image.pngsave_buffer(keep=keep)
+        return image.pngsave_buffer(keep=keep, **options)
     if fmt == "webp":
-        return image.webpsave_buffer(keep=keep)
+        return image.webpsave_buffer(keep=keep, **options)
     if fmt == "tif":
-        return image.tiffsave_buffer(keep=keep, compression="deflate", predictor="horizontal")
+        return image.tiffsave_buffer(
+            keep=keep, compression="deflate", predictor="horizontal", **options
+        )
     if fmt == "gif":
-        return image.gifsave_buffer(keep=keep)
+        return image.gifsave_buffer(keep=keep, **options)
     raise ParameterError(f"unsupported format {fmt!r}")
 
 
 class Renderer:
     """Makes every derivative of one decoded source image."""
 
-    def __init__(self, source: SourceImage) -> None:
+    def __init__(self, source: SourceImage, keep_metadata: bool = False) -> None:
         self.source = source
+        self.keep_metadata = keep_metadata
+
+    def metadata(self, instruction: Instruction) -> Metadata:
+        """What the derivative of ``instruction`` carries besides pixels."""
+        oriented = instruction.rotation.auto_orient
+        return Metadata(
+            keep_all=self.keep_metadata,
+            icc=self.source.icc,
+            orientation=1 if oriented else self.source.orientation,
+        )
 
     def render(self, instruction: Instruction, uri: str) -> Rendered:
         """Make one derivative, encoded, in memory."""
         try:
             image = self._image(instruction)
-            data = encode(image, instruction.format, keep_exif=not instruction.rotation.auto_orient)
+            data = encode(image, instruction.format, self.metadata(instruction))
         except pyvips.Error as exc:
             raise ImageRejectedError(
                 f"derivative {instruction.label!r} failed: {vips_message(exc)}"
