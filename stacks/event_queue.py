@@ -15,6 +15,7 @@ from aws_cdk import aws_s3_notifications as s3n
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.checkov import skip_checkov
 from stacks.nag import acknowledge
 from stacks.queues import secure_queue
 from stacks.settings import Settings
@@ -134,11 +135,27 @@ class EventQueue(Construct):
             "dead-letter queue.",
         )
 
+    @staticmethod
+    def _skip_notifications_handler_checks(handler: Construct) -> None:
+        function = handler.node.find_child("Resource")
+        reason = (
+            "CDK's own bucket-notification custom resource runs only when CloudFormation "
+            "creates, updates or deletes the stack, to configure the source bucket's "
+            "notifications; {}"
+        )
+        for check_id, why in (
+            ("CKV_AWS_115", "it is never invoked concurrently with itself."),
+            ("CKV_AWS_116", "CloudFormation reports and retries its failures."),
+            ("CKV_AWS_117", "it calls only the S3 API."),
+        ):
+            skip_checkov(function, check_id, reason.format(why))
+
     def _acknowledge_notifications_handler(self) -> None:
         handler = cdk.Stack.of(self).node.try_find_child(_NOTIFICATIONS_HANDLER_ID)
         role = handler.node.try_find_child("Role") if handler is not None else None
-        if role is None:
+        if handler is None or role is None:
             return
+        self._skip_notifications_handler_checks(handler)
         acknowledge(
             role,
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"

@@ -10,8 +10,11 @@ from constructs import Construct
 
 from stacks.event_queue import EventQueue
 from stacks.image_repository import ImageRepository
+from stacks.ledger import Ledger
 from stacks.network import Network
 from stacks.processing import LOG_STREAM_PREFIX, Processing
+from stacks.recipe import image_recipe
+from stacks.reconcile import Reconcile
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 from stacks.storage import Storage
 from stacks.trigger import CONFIG_PATH, INSTRUCTIONS_PATH, Trigger
@@ -20,7 +23,7 @@ _RETENTION_BY_DAYS = dict(zip(LOG_RETENTION_DAYS, list(logs.RetentionDays)[:-1],
 
 
 class IiifProcessStack(cdk.Stack):
-    """Buckets, network, image repository, ECS task, event queue and trigger Lambda.
+    """Buckets, network, image repository, ledger, ECS task, event queue, trigger, reconcile.
 
     Stack outputs carry the names in docs/contracts.md (`ClusterName`, `TaskDefinitionArn`, ...).
     """
@@ -51,6 +54,8 @@ class IiifProcessStack(cdk.Stack):
             removal_policy=removal_policy,
         )
         self.image_repository = ImageRepository(self, "ImageRepository", settings=settings)
+        self.ledger = Ledger(self, "Ledger", removal_policy=removal_policy)
+        self.recipe = image_recipe()
         source, derivatives = self.storage.source_bucket, self.storage.derivatives_bucket
         self.processing = Processing(
             self,
@@ -60,6 +65,8 @@ class IiifProcessStack(cdk.Stack):
             repository=self.image_repository.repository,
             source_bucket_name=source.bucket_name,
             derivatives_bucket_name=derivatives.bucket_name,
+            ledger_table_name=self.ledger.table.table_name,
+            recipe=self.recipe,
             log_retention=retention,
             removal_policy=removal_policy,
         )
@@ -78,13 +85,26 @@ class IiifProcessStack(cdk.Stack):
             function=self.trigger.function,
             source_bucket=source,
         )
+        self.reconcile = Reconcile(
+            self,
+            "Reconcile",
+            settings=settings,
+            cluster_arn=self.processing.cluster.cluster_arn,
+            environment=self._reconcile_environment(),
+            log_retention=retention,
+            removal_policy=removal_policy,
+        )
 
-        source.grant_read(self.processing.task_role)
-        # Write includes delete: iiif-process removes the derivatives of a URI it could not
-        # publish completely, so no half-written image tree is left behind.
-        derivatives.grant_write(self.processing.task_role)
-        self.processing.acknowledge_bucket_grants(source=source, derivatives=derivatives)
-        self.processing.grant_run_task(self.trigger.function)
+        self.processing.grant_storage(source=source, derivatives=derivatives)
+        self.ledger.grant_update_items(self.processing.task_role)
+        for function, role in (
+            (self.trigger.function, self.trigger.role),
+            (self.reconcile.function, self.reconcile.role),
+        ):
+            self.processing.grant_run_task(function)
+            self.ledger.grant_read_write(role)
+        self.trigger.grant_head_source_objects(source)
+        self.event_queue.queue.grant_send_messages(self.reconcile.function)
         self._outputs()
 
     @property
@@ -117,6 +137,17 @@ class IiifProcessStack(cdk.Stack):
             "IIIF_PROCESS_SOURCE_BUCKET": self.storage.source_bucket.bucket_name,
             "IIIF_PROCESS_MAX_URIS_PER_TASK": str(settings.max_uris_per_task),
             "IIIF_PROCESS_STRIP_PATHS": "false",
+            "IIIF_PROCESS_LEDGER_TABLE": self.ledger.table.table_name,
+            "IIIF_PROCESS_RECIPE": self.recipe,
+            "IIIF_PROCESS_MAX_SOURCE_BYTES": str(settings.max_source_bytes),
+            "IIIF_PROCESS_MAX_ATTEMPTS": str(settings.max_attempts),
+        }
+
+    def _reconcile_environment(self) -> dict[str, str]:
+        """The trigger's environment (reconcile launches tasks too) and where to re-queue."""
+        return {
+            **self._function_environment(),
+            "IIIF_PROCESS_EVENT_QUEUE_URL": self.event_queue.queue.queue_url,
         }
 
     def _outputs(self) -> None:
@@ -137,6 +168,9 @@ class IiifProcessStack(cdk.Stack):
             "RepositoryUri": self.image_repository.repository.repository_uri,
             "DeadLetterQueueUrl": self.trigger.dead_letter_queue.queue_url,
             "EventQueueUrl": self.event_queue.queue.queue_url,
+            "LedgerTableName": self.ledger.table.table_name,
+            "ReconcileFunctionName": self.reconcile.function.function_name,
+            "ReconcileQueueUrl": self.reconcile.queue.queue_url,
         }
         for key, value in outputs.items():
             cdk.CfnOutput(self, key, value=value)

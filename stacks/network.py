@@ -7,12 +7,16 @@ from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.checkov import skip_checkov
 from stacks.settings import Settings
 
 # The stack's own VPC: two AZs of public subnets, so no NAT gateway to pay for. Tasks reach ECR
 # and CloudWatch Logs through their public IP and S3 through the (free) gateway endpoint.
 MAX_AZS = 2
 PUBLIC_SUBNET_CIDR_MASK = 24
+# Everything a task talks to is an AWS HTTPS endpoint: S3 (through the gateway endpoint), ECR,
+# CloudWatch Logs and DynamoDB. DNS goes to the VPC's resolver, which security groups never filter.
+TASK_EGRESS_PORT = 443
 
 
 class Network(Construct):
@@ -47,6 +51,12 @@ class Network(Construct):
         self.flow_log_group = logs.LogGroup(
             self, "FlowLogGroup", retention=log_retention, removal_policy=removal_policy
         )
+        skip_checkov(
+            self.flow_log_group,
+            "CKV_AWS_158",
+            "CloudWatch Logs encrypts every log group at rest; flow records of this VPC "
+            "would not be safer for a customer managed KMS key and its cost.",
+        )
         vpc = ec2.Vpc(
             self,
             "Vpc",
@@ -80,8 +90,16 @@ class Network(Construct):
             self,
             "TaskSecurityGroup",
             vpc=vpc,
-            description="iiif-process tasks: no inbound; outbound to ECR, S3 and CloudWatch Logs",
-            allow_all_outbound=True,
+            description=(
+                "iiif-process tasks: no inbound; outbound HTTPS only, to S3, ECR, "
+                "CloudWatch Logs and DynamoDB"
+            ),
+            allow_all_outbound=False,
+        )
+        security_group.add_egress_rule(
+            ec2.Peer.any_ipv4(),
+            ec2.Port.tcp(TASK_EGRESS_PORT),
+            "HTTPS to the AWS endpoints the task uses: S3, ECR, CloudWatch Logs, DynamoDB",
         )
         self.vpc: ec2.IVpc = vpc
         self.subnet_ids: list[str] = vpc.select_subnets(

@@ -14,6 +14,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from stacks.checkov import skip_checkov
 from stacks.nag import acknowledge, bucket_arn_in_findings
 from stacks.settings import Settings
 
@@ -52,6 +53,8 @@ class Processing(Construct):
         repository: ecr.IRepository,
         source_bucket_name: str,
         derivatives_bucket_name: str,
+        ledger_table_name: str,
+        recipe: str,
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
@@ -101,6 +104,10 @@ class Processing(Construct):
                 "IIIF_CONFIG_DERIVATIVES_CACHE_URI": (
                     f"s3blob://{derivatives_bucket_name}?region={region}"
                 ),
+                # docs/contracts.md, "The ledger": each image's outcome, as it finishes.
+                "IIIF_PROCESS_LEDGER_TABLE": ledger_table_name,
+                "IIIF_PROCESS_RECIPE": recipe,
+                "IIIF_PROCESS_MAX_SOURCE_BYTES": str(settings.max_source_bytes),
             },
         )
         self.task_role: iam.IRole = self.task_definition.task_role
@@ -128,27 +135,30 @@ class Processing(Construct):
             conditions={"StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}},
         )
 
-    def acknowledge_bucket_grants(self, *, source: s3.IBucket, derivatives: s3.IBucket) -> None:
-        """Acknowledge the wildcards of `source.grant_read` and `derivatives.grant_write`."""
+    def grant_storage(self, *, source: s3.IBucket, derivatives: s3.IBucket) -> None:
+        """Give the task role exactly the S3 calls iiif-process makes, on object ARNs only.
+
+        Source: GetObject (and HeadObject, which GetObject authorizes). Derivatives: PutObject
+        (single PUTs, never multipart, so no Abort*), GetObject for the HeadObject that tells
+        whether a derivative existed before it is overwritten, and DeleteObject of what a
+        failed run itself created. ListBucket on the derivatives bucket (the bucket, not its
+        objects): without it S3 answers HeadObject of a missing key with 403 instead of 404,
+        and the tool could not tell "absent" from "forbidden".
+        """
+        grants = (
+            (["s3:GetObject"], [source.arn_for_objects("*")]),
+            (
+                ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"],
+                [derivatives.arn_for_objects("*")],
+            ),
+            (["s3:ListBucket"], [derivatives.bucket_arn]),
+        )
+        for actions, resources in grants:
+            iam.Grant.add_to_principal(
+                grantee=self.task_role, actions=actions, resource_arns=resources
+            )
         policy = self.task_role.node.try_find_child("DefaultPolicy")
-        assert policy is not None, "grant the bucket access before acknowledging it"
-        read_reason = (
-            "grant_read's {} is scoped to the source bucket; iiif-process only reads images there."
-        )
-        for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*"):
-            acknowledge(policy, f"AwsSolutions-IAM5[Action::{action}]", read_reason.format(action))
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Action::s3:Abort*]",
-            "grant_write's s3:Abort* only lets iiif-process abort its own multipart uploads of "
-            "derivatives.",
-        )
-        acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Action::s3:DeleteObject*]",
-            "grant_write's s3:DeleteObject* is scoped to the derivatives bucket; iiif-process "
-            "deletes the derivatives of an image it could not publish completely.",
-        )
+        assert policy is not None
         for bucket, role in ((source, "reads any image"), (derivatives, "writes derivatives")):
             acknowledge(
                 policy,
@@ -161,8 +171,14 @@ class Processing(Construct):
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
-            "The environment holds only the two bucket URIs iiif-process reads and writes, "
-            "which are not secrets and are also stack outputs.",
+            "The environment holds the bucket URIs, the ledger table name, the recipe hash and "
+            "the size limit: no secrets, and the names are also stack outputs.",
+        )
+        skip_checkov(
+            self.log_group,
+            "CKV_AWS_158",
+            "CloudWatch Logs encrypts every log group at rest; a customer managed KMS key "
+            "would add cost and a key policy to protect image keys and timings.",
         )
         policy = self.execution_role.node.try_find_child("DefaultPolicy")
         if policy is not None:

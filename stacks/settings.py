@@ -45,6 +45,12 @@ MAX_URIS_PER_TASK = (1, 200)
 QUEUE_BATCH_SIZE = (1, 10000)
 QUEUE_BATCH_SIZE_WITHOUT_WINDOW = 10
 QUEUE_BATCH_WINDOW_SECONDS = (0, 300)
+# Launches of one key before the ledger marks it failed (issue #9).
+MAX_ATTEMPTS = (1, 10)
+# Source objects larger than this are skipped (0 = no limit); S3's largest object is 5 TiB.
+MAX_SOURCE_BYTES = (0, 5 * 1024**4)
+# Days S3 keeps a replaced or deleted version of a source image (0 = forever); 100 years at most.
+NONCURRENT_VERSION_EXPIRATION_DAYS = (0, 36500)
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -120,6 +126,14 @@ class Settings:
     """`report`: ask iiif-process to store a JSON report per URI."""
     report_name: str = "process.json"
     """`reportName`: file name of that report."""
+    max_attempts: int = 3
+    """`maxAttempts`: launches of one key before the ledger marks it failed."""
+    max_source_bytes: int = 4 * 1024**3
+    """`maxSourceBytes`: larger source objects are skipped with a reason; 0 = no limit."""
+    source_versioning: bool = True
+    """`sourceVersioning`: keep earlier versions of the created source bucket's masters."""
+    noncurrent_version_expiration_days: int = 30
+    """`noncurrentVersionExpirationDays`: days a replaced source version is kept; 0 = forever."""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -219,6 +233,10 @@ def _context_keys() -> dict[str, tuple[str, Callable[[str, Any], Any]]]:
         "queueBatchWindowSeconds": ("queue_batch_window_seconds", _as_int),
         "report": ("report", _as_bool),
         "reportName": ("report_name", _as_str),
+        "maxAttempts": ("max_attempts", _as_int),
+        "maxSourceBytes": ("max_source_bytes", _as_int),
+        "sourceVersioning": ("source_versioning", _as_bool),
+        "noncurrentVersionExpirationDays": ("noncurrent_version_expiration_days", _as_int),
     }
 
 
@@ -359,6 +377,12 @@ def _validate(s: Settings) -> None:
         "report_name",
         _REPORT_NAME,
         "a plain file name (letters, digits, '_', '.', '-'; no '/'), e.g. process.json",
+    )
+    _check_range(s, "max_attempts", MAX_ATTEMPTS, "launches")
+    _check_range(s, "max_source_bytes", MAX_SOURCE_BYTES, "bytes (0 = no limit)")
+    _check_choice(s, "source_versioning", (True, False))
+    _check_range(
+        s, "noncurrent_version_expiration_days", NONCURRENT_VERSION_EXPIRATION_DAYS, "days"
     )
 
 

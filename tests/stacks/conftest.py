@@ -82,6 +82,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "logRetentionDays": "365",
         "queueBatchSize": "10",
         "queueBatchWindowSeconds": "0",
+        "maxAttempts": "5",
+        "maxSourceBytes": "0",
     },
     # An imported source bucket (with notifications), a created derivatives bucket, destroy.
     "destroyable": {
@@ -89,6 +91,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "sourceBucketName": IMPORTED_SOURCE,
         "removalPolicy": "destroy",
     },
+    # A created source bucket without versioning.
+    "unversioned": {"stackName": "UnversionedStack", "sourceVersioning": "false"},
+    # A versioned source bucket that keeps replaced versions forever.
+    "keep-versions": {"stackName": "KeepVersionsStack", "noncurrentVersionExpirationDays": "0"},
 }
 
 
@@ -123,6 +129,18 @@ def default(synthesized: dict[str, Synthesized]) -> Synthesized:
 def imported(synthesized: dict[str, Synthesized]) -> Synthesized:
     """Imported buckets and VPC, imageTag, notifications off, ARM64, no public IP."""
     return synthesized["imported"]
+
+
+@pytest.fixture(scope="session")
+def unversioned(synthesized: dict[str, Synthesized]) -> Synthesized:
+    """A created source bucket with `sourceVersioning` off."""
+    return synthesized["unversioned"]
+
+
+@pytest.fixture(scope="session")
+def keep_versions(synthesized: dict[str, Synthesized]) -> Synthesized:
+    """`noncurrentVersionExpirationDays` 0: replaced source versions are kept forever."""
+    return synthesized["keep-versions"]
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,12 @@ def _function_id(synthesized: Synthesized) -> str:
 
 
 def _mapping(synthesized: Synthesized) -> dict[str, Any]:
-    return synthesized.only("AWS::Lambda::EventSourceMapping")["Properties"]
+    """The trigger's event source mapping (the reconcile function has its own)."""
+    (mapping,) = synthesized.template.find_resources(
+        "AWS::Lambda::EventSourceMapping",
+        {"Properties": {"FunctionName": {"Ref": _function_id(synthesized)}}},
+    ).values()
+    return mapping["Properties"]
 
 
 def _event_queue_id(synthesized: Synthesized) -> str:

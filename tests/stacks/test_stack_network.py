@@ -84,3 +84,22 @@ def test_imported_security_groups_reach_the_function(imported: Synthesized) -> N
 
 def test_imported_vpc_is_the_settings_vpc(imported: Synthesized) -> None:
     assert imported.stack.network.vpc.vpc_id == IMPORTED_VPC
+
+
+def test_task_security_group_allows_only_https_out(default: Synthesized) -> None:
+    """Issue #8, item 14: TCP 443 to anywhere (S3, ECR, Logs, DynamoDB), nothing else."""
+    group = default.only("AWS::EC2::SecurityGroup")["Properties"]
+    rules = [
+        {k: rule[k] for k in ("CidrIp", "IpProtocol", "FromPort", "ToPort")}
+        for rule in group["SecurityGroupEgress"]
+    ]
+    assert rules == [{"CidrIp": "0.0.0.0/0", "IpProtocol": "tcp", "FromPort": 443, "ToPort": 443}]
+
+
+def test_task_security_group_has_no_separate_egress_rules(default: Synthesized) -> None:
+    assert default.resources("AWS::EC2::SecurityGroupEgress") == {}
+
+
+def test_task_security_group_egress_rule_says_why(default: Synthesized) -> None:
+    (rule,) = default.only("AWS::EC2::SecurityGroup")["Properties"]["SecurityGroupEgress"]
+    assert "HTTPS" in rule["Description"]

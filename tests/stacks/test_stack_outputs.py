@@ -14,8 +14,8 @@ def _contract_output_keys() -> set[str]:
     return set(re.findall(r"`([A-Za-z]+)`", paragraph))
 
 
-def test_contract_lists_fifteen_outputs() -> None:
-    assert len(_contract_output_keys()) == 15
+def test_contract_lists_eighteen_outputs() -> None:
+    assert len(_contract_output_keys()) == 18
 
 
 def test_every_contract_output_is_declared(default: Synthesized) -> None:
@@ -42,3 +42,20 @@ def test_subnet_ids_output_is_comma_separated(imported: Synthesized) -> None:
 
 def test_default_stack_id(default: Synthesized) -> None:
     assert default.stack.stack_name == "IiifProcessStack"
+
+
+def test_ledger_table_name_output(default: Synthesized) -> None:
+    table = next(iter(default.resources("AWS::DynamoDB::Table")))
+    default.template.has_output("LedgerTableName", {"Value": {"Ref": table}})
+
+
+def test_reconcile_outputs_name_the_reconcile_function_and_queue(default: Synthesized) -> None:
+    outputs = default.template.to_json()["Outputs"]
+    function = outputs["ReconcileFunctionName"]["Value"]["Ref"]
+    queue = outputs["ReconcileQueueUrl"]["Value"]["Ref"]
+    handler = default.resources("AWS::Lambda::Function")[function]["Properties"]["Handler"]
+    rule = default.only("AWS::Events::Rule")["Properties"]
+    assert (handler, rule["Targets"][0]["Arn"]) == (
+        "reconcile_handler.handler",
+        {"Fn::GetAtt": [queue, "Arn"]},
+    )

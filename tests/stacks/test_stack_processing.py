@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stacks.recipe import image_recipe
 from tests.stacks.conftest import IMAGE_TAG, Synthesized
 
 
@@ -14,16 +15,6 @@ def _task(synthesized: Synthesized) -> dict[str, Any]:
 def _container(synthesized: Synthesized) -> dict[str, Any]:
     (container,) = _task(synthesized)["ContainerDefinitions"]
     return container
-
-
-def _task_role_statements(synthesized: Synthesized) -> list[dict[str, Any]]:
-    task_role_id = _task(synthesized)["TaskRoleArn"]["Fn::GetAtt"][0]
-    policies = [
-        policy["Properties"]
-        for policy in synthesized.resources("AWS::IAM::Policy").values()
-        if {"Ref": task_role_id} in policy["Properties"]["Roles"]
-    ]
-    return [s for policy in policies for s in policy["PolicyDocument"]["Statement"]]
 
 
 def test_cluster_has_container_insights(default: Synthesized) -> None:
@@ -83,9 +74,14 @@ def test_container_logs_to_the_processing_log_group(default: Synthesized) -> Non
     assert group["Ref"] in default.resources("AWS::Logs::LogGroup")
 
 
+def _environment(synthesized: Synthesized) -> dict[str, Any]:
+    return {e["Name"]: e["Value"] for e in _container(synthesized)["Environment"]}
+
+
 def test_container_environment_carries_bucket_uris(default: Synthesized) -> None:
-    environment = {e["Name"]: e["Value"] for e in _container(default)["Environment"]}
-    assert environment == {
+    environment = _environment(default)
+    uris = ("IIIF_CONFIG_IMAGES_SOURCE_URI", "IIIF_CONFIG_DERIVATIVES_CACHE_URI")
+    assert {name: environment[name] for name in uris} == {
         "IIIF_CONFIG_IMAGES_SOURCE_URI": {
             "Fn::Join": [
                 "",
@@ -98,6 +94,29 @@ def test_container_environment_carries_bucket_uris(default: Synthesized) -> None
                 ["s3blob://", {"Ref": "DerivativesBucket"}, "?region=", {"Ref": "AWS::Region"}],
             ]
         },
+    }
+
+
+def test_container_environment_names_the_ledger_table(default: Synthesized) -> None:
+    table = next(iter(default.resources("AWS::DynamoDB::Table")))
+    assert _environment(default)["IIIF_PROCESS_LEDGER_TABLE"] == {"Ref": table}
+
+
+def test_container_environment_carries_the_recipe(default: Synthesized) -> None:
+    assert _environment(default)["IIIF_PROCESS_RECIPE"] == image_recipe()
+
+
+def test_container_environment_carries_the_source_size_limit(default: Synthesized) -> None:
+    assert _environment(default)["IIIF_PROCESS_MAX_SOURCE_BYTES"] == "4294967296"
+
+
+def test_container_environment_holds_nothing_else(default: Synthesized) -> None:
+    assert set(_environment(default)) == {
+        "IIIF_CONFIG_IMAGES_SOURCE_URI",
+        "IIIF_CONFIG_DERIVATIVES_CACHE_URI",
+        "IIIF_PROCESS_LEDGER_TABLE",
+        "IIIF_PROCESS_RECIPE",
+        "IIIF_PROCESS_MAX_SOURCE_BYTES",
     }
 
 
@@ -118,7 +137,7 @@ def test_log_groups_have_the_retention_setting(default: Synthesized) -> None:
         for logical_id, group in default.resources("AWS::Logs::LogGroup").items()
     }
     assert set(retention.values()) == {30}
-    assert len(retention) == 3  # task, function and flow logs
+    assert len(retention) == 4  # task, trigger, reconcile and flow logs
 
 
 def test_log_retention_follows_setting(imported: Synthesized) -> None:
@@ -129,35 +148,5 @@ def test_log_retention_follows_setting(imported: Synthesized) -> None:
     assert retention == {365}
 
 
-def test_task_role_reads_source_and_writes_derivatives_only(default: Synthesized) -> None:
-    access = {
-        tuple(sorted(statement["Action"])): statement["Resource"]
-        for statement in _task_role_statements(default)
-    }
-    source_arn = {"Fn::GetAtt": ["SourceBucket", "Arn"]}
-    derivatives_objects = {"Fn::Join": ["", [{"Fn::GetAtt": ["DerivativesBucket", "Arn"]}, "/*"]]}
-    assert access == {
-        ("s3:GetBucket*", "s3:GetObject*", "s3:List*"): [
-            source_arn,
-            {"Fn::Join": ["", [source_arn, "/*"]]},
-        ],
-        (
-            "s3:Abort*",
-            "s3:DeleteObject*",
-            "s3:PutObject",
-            "s3:PutObjectLegalHold",
-            "s3:PutObjectRetention",
-            "s3:PutObjectTagging",
-            "s3:PutObjectVersionTagging",
-        ): [{"Fn::GetAtt": ["DerivativesBucket", "Arn"]}, derivatives_objects],
-    }
-
-
-def test_task_role_never_writes_the_source_bucket(imported: Synthesized) -> None:
-    writes = [
-        statement
-        for statement in _task_role_statements(imported)
-        if any(action.startswith(("s3:Put", "s3:Delete")) for action in statement["Action"])
-        and "my-images-source" in str(statement["Resource"])
-    ]
-    assert writes == []
+def test_container_source_size_limit_follows_setting(imported: Synthesized) -> None:
+    assert _environment(imported)["IIIF_PROCESS_MAX_SOURCE_BYTES"] == "0"

@@ -179,3 +179,61 @@ def test_more_than_five_security_groups_are_refused() -> None:
 def test_settings_built_directly_are_validated_too() -> None:
     with pytest.raises(SettingsError, match="'cpu'"):
         Settings(cpu=100)
+
+
+def test_ledger_and_versioning_defaults() -> None:
+    settings = Settings()
+    assert (
+        settings.max_attempts,
+        settings.max_source_bytes,
+        settings.source_versioning,
+        settings.noncurrent_version_expiration_days,
+    ) == (3, 4294967296, True, 30)
+
+
+def test_ledger_and_versioning_settings_parse_strings() -> None:
+    settings = settings_from_context(
+        {
+            "maxAttempts": "10",
+            "maxSourceBytes": "0",
+            "sourceVersioning": "off",
+            "noncurrentVersionExpirationDays": "0",
+        }
+    )
+    assert (
+        settings.max_attempts,
+        settings.max_source_bytes,
+        settings.source_versioning,
+        settings.noncurrent_version_expiration_days,
+    ) == (10, 0, False, 0)
+
+
+@pytest.mark.parametrize("value", ["0", "11", "-1"])
+def test_max_attempts_outside_1_to_10_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"'maxAttempts'.*from 1 to 10"):
+        settings_from_context({"maxAttempts": value})
+
+
+@pytest.mark.parametrize("value", [1, 10])
+def test_max_attempts_bounds_are_accepted(value: int) -> None:
+    assert settings_from_context({"maxAttempts": value}).max_attempts == value
+
+
+def test_negative_max_source_bytes_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"'maxSourceBytes'.*-1"):
+        settings_from_context({"maxSourceBytes": "-1"})
+
+
+def test_max_source_bytes_above_s3s_largest_object_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"'maxSourceBytes'"):
+        settings_from_context({"maxSourceBytes": 5 * 1024**4 + 1})
+
+
+def test_source_versioning_must_be_a_boolean() -> None:
+    with pytest.raises(SettingsError, match=r"'sourceVersioning'.*true or false"):
+        settings_from_context({"sourceVersioning": "maybe"})
+
+
+def test_negative_noncurrent_version_expiration_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"'noncurrentVersionExpirationDays'.*from 0"):
+        settings_from_context({"noncurrentVersionExpirationDays": "-1"})

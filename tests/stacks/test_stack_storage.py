@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_cdk.assertions import Match
 
 from tests.stacks.conftest import IMPORTED_DERIVATIVES, IMPORTED_SOURCE, Synthesized
@@ -124,3 +126,43 @@ def test_mixed_import_creates_only_the_derivatives_bucket(destroyable: Synthesiz
         "AccessLogsBucket",
         "DerivativesBucket",
     ]
+
+
+def _source(synthesized: Synthesized) -> dict[str, Any]:
+    return synthesized.resources("AWS::S3::Bucket")["SourceBucket"]["Properties"]
+
+
+def test_source_bucket_is_versioned_by_default(default: Synthesized) -> None:
+    assert _source(default)["VersioningConfiguration"] == {"Status": "Enabled"}
+
+
+def test_source_noncurrent_versions_expire_after_the_setting(default: Synthesized) -> None:
+    rules = _source(default)["LifecycleConfiguration"]["Rules"]
+    assert rules == [
+        {
+            "Id": "ExpireNoncurrentVersions",
+            "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+            "Status": "Enabled",
+        }
+    ]
+
+
+def test_source_versions_kept_forever_with_zero_days(keep_versions: Synthesized) -> None:
+    source = _source(keep_versions)
+    assert (source["VersioningConfiguration"], "LifecycleConfiguration" in source) == (
+        {"Status": "Enabled"},
+        False,
+    )
+
+
+def test_source_versioning_can_be_turned_off(unversioned: Synthesized) -> None:
+    source = _source(unversioned)
+    assert ("VersioningConfiguration" in source, "LifecycleConfiguration" in source) == (
+        False,
+        False,
+    )
+
+
+def test_derivatives_bucket_is_not_versioned(default: Synthesized) -> None:
+    derivatives = default.resources("AWS::S3::Bucket")["DerivativesBucket"]["Properties"]
+    assert "VersioningConfiguration" not in derivatives

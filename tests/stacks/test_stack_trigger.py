@@ -6,7 +6,24 @@ import re
 from pathlib import Path
 from typing import Any
 
+from stacks.recipe import image_recipe
 from tests.stacks.conftest import IMPORTED_SOURCE, REPO_ROOT, Synthesized
+
+# What CDK's table.grant_read_write_data() allows.
+LEDGER_READ_WRITE = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:DescribeTable",
+    "dynamodb:GetItem",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:Scan",
+    "dynamodb:UpdateItem",
+)
 
 
 def _function(synthesized: Synthesized) -> dict[str, Any]:
@@ -42,6 +59,17 @@ def _contract_variables() -> dict[str, str]:
     section = text.split("## Stack → Lambda", 1)[1].split("\n## ", 1)[0]
     rows = re.findall(r"^\| `(IIIF_PROCESS_[A-Z_]+)` \| ([^|]+) \|", section, flags=re.MULTILINE)
     return {name: value.strip() for name, value in rows}
+
+
+def ledger_variables() -> set[str]:
+    """Variables of docs/contracts.md's "Other variables added by issues #8/#9" table."""
+    text = (REPO_ROOT / "docs" / "contracts.md").read_text()
+    section = text.split("Other variables added by issues #8/#9", 1)[1].split("\n## ", 1)[0]
+    return set(re.findall(r"^\| `(IIIF_PROCESS_[A-Z_]+)`", section, flags=re.MULTILINE))
+
+
+# The trigger re-queues nothing (failed launches go back through batchItemFailures).
+TRIGGER_LEAVES_OUT = {"IIIF_PROCESS_EVENT_QUEUE_URL"}
 
 
 def test_function_uses_newest_python_runtime(default: Synthesized) -> None:
@@ -95,7 +123,40 @@ def test_function_uses_no_log_retention_custom_resource(default: Synthesized) ->
 
 def test_function_environment_has_every_contract_variable(default: Synthesized) -> None:
     expected = {name for name, value in _contract_variables().items() if value != "not set"}
+    expected |= ledger_variables() - TRIGGER_LEAVES_OUT
     assert set(_function(default)["Environment"]["Variables"]) == expected
+
+
+def test_function_environment_names_the_ledger_and_recipe(default: Synthesized) -> None:
+    variables = _function(default)["Environment"]["Variables"]
+    table = next(iter(default.resources("AWS::DynamoDB::Table")))
+    assert (variables["IIIF_PROCESS_LEDGER_TABLE"], variables["IIIF_PROCESS_RECIPE"]) == (
+        {"Ref": table},
+        image_recipe(),
+    )
+
+
+def test_function_environment_carries_the_ledger_limits(default: Synthesized) -> None:
+    variables = _function(default)["Environment"]["Variables"]
+    assert (
+        variables["IIIF_PROCESS_MAX_SOURCE_BYTES"],
+        variables["IIIF_PROCESS_MAX_ATTEMPTS"],
+    ) == ("4294967296", "3")
+
+
+def test_function_reads_and_writes_the_ledger(default: Synthesized) -> None:
+    table = next(iter(default.resources("AWS::DynamoDB::Table")))
+    (statement,) = _statements_with(default, "dynamodb:UpdateItem")
+    assert {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"} <= set(statement["Action"])
+    assert statement["Resource"][0] == {"Fn::GetAtt": [table, "Arn"]}
+
+
+def test_function_heads_source_objects_only(default: Synthesized) -> None:
+    (statement,) = _statements_with(default, "s3:GetObject")
+    assert (statement["Action"], statement["Resource"]) == (
+        "s3:GetObject",
+        {"Fn::Join": ["", [{"Fn::GetAtt": ["SourceBucket", "Arn"]}, "/*"]]},
+    )
 
 
 def test_function_environment_literal_values_match_contract(default: Synthesized) -> None:
@@ -201,6 +262,8 @@ def test_function_may_do_nothing_else(default: Synthesized) -> None:
         "sqs:GetQueueUrl",
         "logs:CreateLogStream",
         "logs:PutLogEvents",
+        "s3:GetObject",
+        *LEDGER_READ_WRITE,
     }
 
 
@@ -222,3 +285,11 @@ def test_function_code_holds_handler_and_package(default: Synthesized) -> None:
 
 def test_function_code_leaves_out_requirements(default: Synthesized) -> None:
     assert not (_staged_function_code(default) / "requirements.txt").exists()
+
+
+def test_function_ledger_limits_follow_settings(imported: Synthesized) -> None:
+    variables = _function(imported)["Environment"]["Variables"]
+    assert (
+        variables["IIIF_PROCESS_MAX_SOURCE_BYTES"],
+        variables["IIIF_PROCESS_MAX_ATTEMPTS"],
+    ) == ("0", "5")
