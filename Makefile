@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
@@ -18,6 +20,12 @@ $(STAMP): requirements.txt requirements-dev.txt container/requirements.txt lambd
 	$(BIN)/python -m pip install -q --disable-pip-version-check --no-deps -e .
 	touch $@
 
+# checkov in a venv of its own: its pinned boto3 conflicts with requirements-dev.txt.
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	touch $@
+
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	touch $@
@@ -27,7 +35,7 @@ demo: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m local_aws.demo
 
 ## test: ruff, the whole test suite, cdk synth (cdk-nag) and cfn-lint on the templates.
-test: lint $(STAMP) $(NODE_STAMP)
+test: lint $(STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory synth
 
@@ -36,10 +44,13 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/hadolint container/Dockerfile
 
-## synth: synthesize through the pinned CDK CLI (cdk-nag fails it on any finding), then cfn-lint.
-synth: $(STAMP) $(NODE_STAMP)
+## synth: synthesize through the pinned CDK CLI (cdk-nag fails it on any finding), then cfn-lint,
+## then checkov (any finding not acknowledged in the template's Metadata fails it; offline).
+synth: $(STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 	$(CDK) synth --quiet --output cdk.out
 	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+	BC_SKIP_MAPPING=TRUE $(CHECKOV_VENV)/bin/checkov --framework cloudformation --quiet --compact \
+		--skip-download -f cdk.out/*.template.json
 
 ## bench: speed and memory figures beside the reference pyvips pipeline and Pillow.
 bench: $(STAMP)
