@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -16,6 +17,8 @@ from .trigger import Outcome, start_tasks
 
 # Without a Lambda context (local runs), retries may use this much time.
 DEFAULT_TIME_BUDGET = 60.0
+# Lambda fails an invocation whose response is over 6 MB (and SQS then retries the whole batch).
+RESPONSE_LIMIT_BYTES = 5 * 1024 * 1024
 
 
 class TasksNotStarted(RuntimeError):
@@ -145,7 +148,7 @@ def handle_event(
             not_started=outcome.aws_failed,
             batch_item_failures=outcome.batch_item_failures,
         )
-        return outcome.response()
+        return fit_response(outcome.response())
     if outcome.aws_failed:
         log(
             "invocation failed: URIs not started",
@@ -154,4 +157,20 @@ def handle_event(
             response=outcome.response(),
         )
         raise TasksNotStarted(outcome)
-    return outcome.response()
+    return fit_response(outcome.response())
+
+
+def fit_response(response: dict[str, Any], limit: int = RESPONSE_LIMIT_BYTES) -> dict[str, Any]:
+    """``response``, or if its JSON is over ``limit`` bytes, counts and samples of its lists.
+
+    ``batchItemFailures`` and ``tasks`` stay whole: SQS needs every failed message, and the CLI's
+    -wait every task. The full lists are in the logs' "task started" lines.
+    """
+    if len(json.dumps(response, ensure_ascii=False).encode("utf-8", "surrogatepass")) <= limit:
+        return response
+    fitted = dict(response)
+    fitted["counts"] = {name: len(response[name]) for name in ("launched", "skipped", "failed")}
+    for name in ("launched", "skipped", "failed"):
+        fitted[name] = sample(response[name])
+    fitted["truncated"] = True
+    return fitted
