@@ -157,3 +157,16 @@ def record_launches(
             ledger.mark_failed(uri, reason, expect_status="started")
         except (LedgerError, ClientError) as error:
             log("ledger: failure not recorded", level="ERROR", uri=uri, error=str(error))
+
+
+def recipe_of_task_definition(ecs: Any, settings: Settings) -> str:
+    """``IIIF_PROCESS_RECIPE`` of the task definition's container (what the stack computed), or
+    "" when it has none; the CLI records the same recipe as the Lambda without being told."""
+    definition = ecs.describe_task_definition(taskDefinition=settings.task_definition)
+    for container in definition["taskDefinition"].get("containerDefinitions", []):
+        if container.get("name") != settings.container:
+            continue
+        for variable in container.get("environment", []):
+            if variable.get("name") == "IIIF_PROCESS_RECIPE":
+                return str(variable.get("value", ""))
+    return ""

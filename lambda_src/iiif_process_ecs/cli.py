@@ -1,7 +1,8 @@
 """`iiif-process-ecs`: start iiif-process tasks from the command line (the seed's tool).
 
 Modes: ``task`` (RunTask from here), ``invoke`` (invoke the deployed Lambda), ``lambda`` (run
-the Lambda's logic here on an event read from ``-event``, default stdin). Exit status: 0 when
+the Lambda's logic here on an event read from ``-event``, default stdin), ``status`` and
+``retry`` (the ledger: see status.py). Exit status: 0 when
 every URI was launched or skipped (and, with -wait, every task exited 0); 1 when a URI failed
 or a task failed, vanished or outlived -wait-timeout; 2 for a wrong command line or setting.
 """
@@ -12,17 +13,20 @@ import json
 import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TextIO
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import logs
+from .claims import recipe_of_task_definition
+from .clients import LazyClient
 from .dsn import DsnError, session_from_dsn
 from .events import InvalidEvent, ObjectRecord
 from .flags import Flag, FlagError, HelpRequested, ParsedFlags, parse_flags, usage
 from .keys import strip_path, strip_path_collisions
+from .ledger import LedgerError, open_ledger
 from .service import DEFAULT_TIME_BUDGET, run_event
 from .settings import (
     DEFAULT_CONFIG,
@@ -35,6 +39,7 @@ from .settings import (
     read_environment,
 )
 from .stack import StackError, stack_outputs
+from .status import LedgerUsageError, run_ledger_mode
 from .trigger import start_tasks
 from .waiting import (
     DEFAULT_WAIT_INTERVAL,
@@ -46,7 +51,7 @@ from .waiting import (
 )
 
 PROGRAM = "iiif-process-ecs"
-MODES = ("task", "invoke", "lambda")
+MODES = ("task", "invoke", "lambda", "status", "retry")
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 DEFAULT_LOG_STREAM_PREFIX = "iiif-process"
 
@@ -56,7 +61,8 @@ FLAGS: tuple[Flag, ...] = (
         "string",
         "task",
         "Valid modes are: lambda (run the Lambda function's logic here on -event), invoke "
-        "(invoke the Lambda function), task (run the ECS task).",
+        "(invoke the Lambda function), task (run the ECS task), status (the ledger's counts, "
+        "failures and running tasks), retry (re-queue failed images).",
     ),
     Flag("cluster", "string", "", "The name of your AWS ECS cluster."),
     Flag("container", "string", "", "The name of your AWS ECS container."),
@@ -174,6 +180,37 @@ FLAGS: tuple[Flag, ...] = (
         "-",
         "-mode lambda: path of the JSON event to handle ('-' = standard input).",
     ),
+    Flag(
+        "ledger-table",
+        "string",
+        "",
+        "The ledger's DynamoDB table (default: the stack's); unset = no ledger.",
+    ),
+    Flag(
+        "event-queue-url",
+        "string",
+        "",
+        "-mode retry: the queue re-queued keys are sent to (default: the stack's).",
+    ),
+    Flag(
+        "recipe",
+        "string",
+        "",
+        "The recipe recorded in the ledger (default: the task definition's IIIF_PROCESS_RECIPE).",
+    ),
+    Flag(
+        "force",
+        "bool",
+        False,
+        "-mode task / lambda: launch even keys the ledger has as unchanged (same ETag, recipe).",
+    ),
+    Flag("json", "bool", False, "-mode status: print JSON."),
+    Flag(
+        "reason",
+        "string",
+        "",
+        "-mode retry: only the failed images whose reason contains this text.",
+    ),
 )
 
 # -stack output → flag it fills (unless the flag was given on the command line).
@@ -189,6 +226,8 @@ STACK_FILLS = {
     "LogGroupName": "log-group",
     "LogStreamPrefix": "log-stream-prefix",
     "SourceBucketName": "source-bucket",
+    "LedgerTableName": "ledger-table",
+    "EventQueueUrl": "event-queue-url",
 }
 
 
@@ -230,10 +269,17 @@ def main(
         return 2
     try:
         return _run(flags, rt)
-    except (UsageError, SettingsError, DsnError, StackError, InvalidEvent) as error:
+    except (
+        UsageError,
+        SettingsError,
+        DsnError,
+        StackError,
+        InvalidEvent,
+        LedgerUsageError,
+    ) as error:
         rt.stderr.write(f"{PROGRAM}: {error}\n")
         return 2
-    except (ClientError, BotoCoreError) as error:
+    except (ClientError, BotoCoreError, LedgerError) as error:
         rt.stderr.write(f"{PROGRAM}: AWS error: {error}\n")
         return 1
 
@@ -260,10 +306,18 @@ def _run(flags: ParsedFlags, rt: Runtime) -> int:
         cfn_session = lambda_session if mode == "invoke" else ecs_session
         _apply_stack(flags, stack_outputs(cfn_session.client("cloudformation"), v["stack"]))
 
+    if mode in ("status", "retry"):
+        return run_ledger_mode(mode, v, ecs_session, rt.stdout, nonce=rt.nonce())
     if mode == "invoke":
+        if v["force"]:
+            raise UsageError("-force works with -mode task and -mode lambda")
         return _invoke(flags, lambda_session, ecs_session if v["ecs-dsn"] else lambda_session, rt)
     settings = _settings(flags)
     ecs = ecs_session.client("ecs")
+    ledger = open_ledger(settings, session=ecs_session)
+    if ledger is not None and not settings.recipe:
+        settings = replace(settings, recipe=recipe_of_task_definition(ecs, settings))
+    s3 = LazyClient("s3", ecs_session) if ledger is not None else None
     if mode == "task":
         uris = _uris(flags)
         objects = [ObjectRecord(key=uri, source="cli") for uri in uris]
@@ -275,6 +329,9 @@ def _run(flags: ParsedFlags, rt: Runtime) -> int:
             sleep=rt.sleep,
             rand=rt.rand,
             nonce=rt.nonce(),
+            ledger=ledger,
+            s3=s3,
+            force=v["force"],
         )
     else:
         outcome = run_event(
@@ -284,6 +341,9 @@ def _run(flags: ParsedFlags, rt: Runtime) -> int:
             remaining_seconds=_budget(rt),
             sleep=rt.sleep,
             rand=rt.rand,
+            ledger=ledger,
+            s3=s3,
+            force=v["force"],
         )
     return _finish(outcome.response(), bool(outcome.failed), flags, ecs_session, rt)
 
@@ -327,6 +387,9 @@ def _settings(flags: ParsedFlags) -> Settings:
         max_uris_per_task=v["max-uris-per-task"],
         strip_paths=v["strip-paths"],
         ecs_dsn=v["ecs-dsn"],
+        ledger_table=v["ledger-table"] or None,
+        recipe=v["recipe"],
+        event_queue_url=v["event-queue-url"] or None,
         max_source_bytes=v["max-source-bytes"],
     )
 

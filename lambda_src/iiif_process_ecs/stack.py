@@ -23,6 +23,8 @@ OUTPUT_KEYS = (
     "LogStreamPrefix",
     "RepositoryUri",
     "DeadLetterQueueUrl",
+    "EventQueueUrl",
+    "LedgerTableName",
 )
 
 
