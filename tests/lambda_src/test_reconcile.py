@@ -503,3 +503,26 @@ def test_a_key_the_index_still_lists_under_the_task_but_that_moved_on_is_left_al
     reconcile(infra, table, queue, stopped(infra, old_task), ecs=ecs, client=LaggingIndex())
     assert ecs.calls == []
     assert item_of(table, "poison.jpg")["task_arn"] == "arn:aws:ecs:task/newer"  # type: ignore[index]
+
+
+def test_a_running_task_event_is_dropped(infra: Infra, table: str, queue: str) -> None:
+    task = launch(infra, table, "a.jpg")
+    event = stopped(infra, task)
+    event["detail"]["lastStatus"] = "RUNNING"
+    response = reconcile(infra, table, queue, event)
+    assert response == {"batchItemFailures": [], "tasks": []}
+    assert item_of(table, "a.jpg")["status"] == "started"  # type: ignore[index]
+
+
+def test_requeued_records_parse_back_to_the_same_keys_etags_and_sizes() -> None:
+    from iiif_process_ecs.events import parse_event
+    from iiif_process_ecs.requeue import message_bodies
+
+    keys = [RequeueKey("a+b %2B c.jpg", etag="e1", size=7), RequeueKey("dir/ü.png", etag="e2")]
+    ((uris, body),) = message_bodies("iiif-source", keys)
+    parsed = parse_event(json.loads(body), source_bucket="iiif-source")
+    assert [(o.key, o.etag, o.size) for o in parsed.objects] == [
+        ("a+b %2B c.jpg", "e1", 7),
+        ("dir/ü.png", "e2", None),
+    ]
+    assert uris == ["a+b %2B c.jpg", "dir/ü.png"]
