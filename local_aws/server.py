@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from moto.server import ThreadedMotoServer
 
 #: moto's default account; every ARN the emulator makes carries it.
@@ -65,15 +66,16 @@ class EmbeddedAws:
         env.update(extra or {})
         return env
 
-    def client(self, service: str) -> Any:
-        """A boto3 client for `service` against the emulator."""
+    def client(self, service: str, read_timeout: float | None = None) -> Any:
+        """A boto3 client for `service` against the emulator (`read_timeout`: botocore's, 60 s)."""
+        config = Config(read_timeout=read_timeout) if read_timeout else None
         session = boto3.session.Session(
             aws_access_key_id=TEST_CREDENTIALS["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=TEST_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
             aws_session_token=TEST_CREDENTIALS["AWS_SESSION_TOKEN"],
             region_name=self.region,
         )
-        return session.client(service, endpoint_url=self.endpoint_url)
+        return session.client(service, endpoint_url=self.endpoint_url, config=config)
 
     def reset(self) -> None:
         """Forget every resource (moto's `POST /moto-api/reset`)."""
@@ -92,12 +94,13 @@ def free_localhost_port() -> int:
 
 
 @contextmanager
-def moto_server(region: str = DEFAULT_REGION) -> Iterator[EmbeddedAws]:
-    """Run moto's server in a thread for the duration of the `with` block.
+def moto_server(region: str = DEFAULT_REGION, port: int | None = None) -> Iterator[EmbeddedAws]:
+    """Run moto's server in a thread for the duration of the `with` block, on `port` (default:
+    a free one).
 
     The server stops when the block ends, whether normally, on an error or on Ctrl-C.
     """
-    port = free_localhost_port()
+    port = port or free_localhost_port()
     # One access-log line per request would drown the demo's output.
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)

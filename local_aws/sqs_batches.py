@@ -1,26 +1,41 @@
-"""One batch of Lambda's SQS event source mapping, delivered by hand.
+"""Lambda's SQS event source mappings, polled as Lambda polls them.
 
-moto's event source mapping invokes the function once per message, the moment the message
-arrives, so in the emulator every upload is its own invocation. On AWS, Lambda's pollers gather
-up to the mapping's batch size of messages (waiting up to its batching window) into one
-invocation. `hold_event_source_mapping` pauses the mapping (as `aws lambda
-update-event-source-mapping --no-enabled` does) so that notifications pile up in the queue, and
-`deliver_one_batch` then does what a poller does with them: receive them, invoke the function
-once with Lambda's SQS event, and delete the messages the function did not report in
-`batchItemFailures`. Everything goes through the real AWS APIs (moto's) and the real handler.
+moto's event source mapping invokes the function once per message, inside the SendMessage call
+that queued it, and deletes the message whatever the function reported. On AWS, Lambda's pollers
+gather up to the mapping's batch size of messages (waiting up to its batching window) into one
+invocation, and with `ReportBatchItemFailures` delete only the messages the function did not
+name in `batchItemFailures`; the others come back after the queue's visibility timeout.
+
+`lambda_pollers` does the latter for every enabled SQS mapping in the emulator, whichever stack
+made it (the trigger's event queue, the reconcile queue, ...): it takes the mappings away from
+moto's inline delivery and runs one poller thread per mapping. `hold_event_source_mapping` pauses
+a mapping (as `aws lambda update-event-source-mapping --no-enabled` does) so that messages pile up
+in the queue, and `deliver_one_batch` then does by hand what a poller does with them. Everything
+goes through the real AWS APIs (moto's) and the real handler.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from moto.awslambda.models import LambdaBackend
+from moto.sqs.models import sqs_backends
+
 from local_aws.server import EmbeddedAws
 
 _RECEIVE_MAX = 10  # ReceiveMessage returns at most 10 messages per call
+_GATHER_SLEEP_SECONDS = 0.05
+_IDLE_SLEEP_SECONDS = 0.1
+_DISCOVER_SECONDS = 0.5
+# Lambda's longest timeout: an invocation may take that long to answer.
+_INVOKE_READ_TIMEOUT = 900
 
 
 @dataclass(frozen=True)
@@ -82,40 +97,268 @@ def _as_lambda_record(message: dict[str, Any], arn: str, region: str) -> dict[st
     }
 
 
-def deliver_one_batch(
-    aws: EmbeddedAws, function_name: str, queue_url: str, batch_size: int
-) -> DeliveredBatch:
-    """Receive up to `batch_size` queued messages and invoke the function once with them.
-
-    As the mapping does with `ReportBatchItemFailures`: messages named in `batchItemFailures`
-    stay in the queue (visible again after the visibility timeout), the others are deleted; when
-    the invocation errors, none is deleted.
-    """
+def receive_batch(
+    aws: EmbeddedAws, queue_url: str, batch_size: int, window_seconds: float = 0.0
+) -> list[dict[str, Any]]:
+    """Up to `batch_size` messages, gathered for up to `window_seconds` after the first arrived."""
     sqs = aws.client("sqs")
-    arn = queue_arn(aws, queue_url)
     messages: list[dict[str, Any]] = []
+    first_at: float | None = None
     while len(messages) < batch_size:
         received = sqs.receive_message(
             QueueUrl=queue_url,
             MaxNumberOfMessages=min(_RECEIVE_MAX, batch_size - len(messages)),
             AttributeNames=["All"],
+            MessageAttributeNames=["All"],
             WaitTimeSeconds=0,
         ).get("Messages", [])
-        if not received:
-            break
         messages.extend(received)
+        if first_at is None and messages:
+            first_at = time.monotonic()
+        if received:
+            continue
+        if first_at is None or time.monotonic() - first_at >= window_seconds:
+            break
+        time.sleep(_GATHER_SLEEP_SECONDS)
+    return messages
+
+
+def invoke_with_batch(
+    aws: EmbeddedAws,
+    function_name: str,
+    queue_url: str,
+    messages: list[dict[str, Any]],
+    report_batch_item_failures: bool = True,
+) -> DeliveredBatch:
+    """Invoke the function once with `messages` as Lambda's SQS event; delete what it handled.
+
+    When the invocation errors, none is deleted; with `report_batch_item_failures` (the
+    mapping's `FunctionResponseTypes`), the messages named in `batchItemFailures` stay in the
+    queue (visible again after the visibility timeout), the others are deleted.
+    """
     if not messages:
         return DeliveredBatch(messages=0, response={}, deleted=0, errored=False)
+    sqs = aws.client("sqs")
+    arn = queue_arn(aws, queue_url)
     event = {"Records": [_as_lambda_record(m, arn, aws.region) for m in messages]}
-    invoked = aws.client("lambda").invoke(
+    invoked = aws.client("lambda", read_timeout=_INVOKE_READ_TIMEOUT).invoke(
         FunctionName=function_name, Payload=json.dumps(event).encode()
     )
     payload = invoked["Payload"].read()
-    response = json.loads(payload) if payload else {}
+    try:
+        response = json.loads(payload) if payload else {}
+    except ValueError:
+        response = {"unparsed": payload.decode("utf-8", "replace")}
     if "FunctionError" in invoked:
         return DeliveredBatch(len(messages), response, deleted=0, errored=True)
-    retry = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+    retry: set[str] = set()
+    if report_batch_item_failures and isinstance(response, dict):
+        retry = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
     done = [m for m in messages if m["MessageId"] not in retry]
     for message in done:
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
     return DeliveredBatch(len(messages), response, deleted=len(done), errored=False)
+
+
+def deliver_one_batch(
+    aws: EmbeddedAws, function_name: str, queue_url: str, batch_size: int
+) -> DeliveredBatch:
+    """Receive up to `batch_size` queued messages and invoke the function once with them,
+    deleting those it did not report in `batchItemFailures` (see `invoke_with_batch`)."""
+    messages = receive_batch(aws, queue_url, batch_size)
+    return invoke_with_batch(aws, function_name, queue_url, messages)
+
+
+# --- the pollers -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PolledBatch:
+    """One batch a poller delivered."""
+
+    function_name: str
+    queue_url: str
+    delivered: DeliveredBatch
+    seconds: float
+
+
+#: Called after each batch a poller delivered.
+BatchListener = Callable[[PolledBatch], None]
+
+
+def _queue_url(aws: EmbeddedAws, arn: str) -> str:
+    *_, account, name = arn.split(":")
+    return str(
+        aws.client("sqs").get_queue_url(QueueName=name, QueueOwnerAWSAccountId=account)["QueueUrl"]
+    )
+
+
+class LambdaPollers:
+    """Lambda's pollers for every SQS event source mapping in the emulator, one thread each.
+
+    `batch_window_cap` shortens every mapping's `MaximumBatchingWindowInSeconds` to at most that
+    many seconds (None: as deployed), so that tests and demos need not wait 30 s for a batch.
+    """
+
+    def __init__(
+        self,
+        aws: EmbeddedAws,
+        batch_window_cap: float | None = None,
+        on_batch: BatchListener | None = None,
+    ) -> None:
+        self._aws = aws
+        self.batch_window_cap = batch_window_cap
+        self._on_batch = on_batch
+        self.batches: list[PolledBatch] = []
+        self._lock = threading.Lock()
+        self._in_flight = 0
+        self._threads: dict[str, threading.Thread] = {}
+        self._queues: dict[str, str] = {}  # mapping UUID -> queue URL, enabled mappings only
+        self._stop = threading.Event()
+        self._manager = threading.Thread(target=self._discover, name="sqs-pollers", daemon=True)
+        self._original_create = LambdaBackend.create_event_source_mapping
+
+    def start(self) -> None:
+        original = self._original_create
+
+        def create_event_source_mapping(backend: LambdaBackend, spec: dict[str, Any]) -> Any:
+            mapping = original(backend, spec)
+            _detach_from_moto(backend, mapping)
+            return mapping
+
+        LambdaBackend.create_event_source_mapping = create_event_source_mapping  # type: ignore[method-assign]
+        self._manager.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._manager.join()
+        for thread in list(self._threads.values()):
+            thread.join()
+        LambdaBackend.create_event_source_mapping = self._original_create  # type: ignore[method-assign]
+
+    def busy(self) -> bool:
+        """Whether a batch is being delivered or an enabled mapping's queue holds messages."""
+        with self._lock:
+            if self._in_flight:
+                return True
+            queues = list(self._queues.values())
+        sqs = self._aws.client("sqs")
+        for url in queues:
+            try:
+                attributes = sqs.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesDelayed",
+                    ],
+                )["Attributes"]
+            except sqs.exceptions.QueueDoesNotExist:  # the emulator was reset
+                continue
+            if any(int(v) for v in attributes.values()):
+                return True
+        return False
+
+    def _discover(self) -> None:
+        client = self._aws.client("lambda")
+        while not self._stop.is_set():
+            try:
+                mappings = [
+                    m
+                    for page in client.get_paginator("list_event_source_mappings").paginate()
+                    for m in page["EventSourceMappings"]
+                ]
+            except Exception as error:  # the server stopping under us
+                if not self._stop.is_set():
+                    print(f"sqs pollers: cannot list mappings: {error!r}", file=sys.stderr)
+                mappings = []
+            for mapping in mappings:
+                uuid = mapping["UUID"]
+                if not str(mapping.get("EventSourceArn", "")).startswith("arn:aws:sqs:"):
+                    continue
+                thread = self._threads.get(uuid)
+                if thread is None or not thread.is_alive():
+                    thread = threading.Thread(
+                        target=self._poll, args=(uuid,), name=f"sqs-poller-{uuid[:8]}", daemon=True
+                    )
+                    self._threads[uuid] = thread
+                    thread.start()
+            self._stop.wait(_DISCOVER_SECONDS)
+
+    def _poll(self, uuid: str) -> None:
+        client = self._aws.client("lambda")
+        queue_url: str | None = None
+        try:
+            while not self._stop.is_set():
+                try:
+                    mapping = client.get_event_source_mapping(UUID=uuid)
+                except client.exceptions.ResourceNotFoundException:
+                    return  # deleted, or the emulator was reset
+                if mapping.get("State") != "Enabled":
+                    with self._lock:
+                        self._queues.pop(uuid, None)
+                    self._stop.wait(_IDLE_SLEEP_SECONDS)
+                    continue
+                if queue_url is None:
+                    queue_url = _queue_url(self._aws, mapping["EventSourceArn"])
+                with self._lock:
+                    self._queues[uuid] = queue_url
+                if not self._deliver(mapping, queue_url):
+                    self._stop.wait(_IDLE_SLEEP_SECONDS)
+        except Exception as error:
+            if not self._stop.is_set():
+                print(f"sqs poller {uuid}: stopped: {error!r}", file=sys.stderr)
+        finally:
+            with self._lock:
+                self._queues.pop(uuid, None)
+
+    def _deliver(self, mapping: dict[str, Any], queue_url: str) -> bool:
+        """One batch, if the queue holds any; return whether one was delivered."""
+        window = float(mapping.get("MaximumBatchingWindowInSeconds") or 0)
+        if self.batch_window_cap is not None:
+            window = min(window, self.batch_window_cap)
+        with self._lock:
+            self._in_flight += 1
+        try:
+            messages = receive_batch(
+                self._aws, queue_url, int(mapping.get("BatchSize") or 10), window
+            )
+            if not messages:
+                return False
+            started = time.monotonic()
+            function_name = mapping["FunctionArn"].split(":")[6]
+            delivered = invoke_with_batch(
+                self._aws,
+                function_name,
+                queue_url,
+                messages,
+                "ReportBatchItemFailures" in (mapping.get("FunctionResponseTypes") or []),
+            )
+            batch = PolledBatch(function_name, queue_url, delivered, time.monotonic() - started)
+            with self._lock:
+                self.batches.append(batch)
+            if self._on_batch:
+                self._on_batch(batch)
+            return True
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+
+
+def _detach_from_moto(backend: LambdaBackend, mapping: Any) -> None:
+    """Take a new SQS mapping away from moto's inline delivery (the pollers deliver it)."""
+    for queue in sqs_backends[backend.account_id][backend.region_name].queues.values():
+        if queue.lambda_event_source_mappings.get(mapping.function_arn) is mapping:
+            del queue.lambda_event_source_mappings[mapping.function_arn]
+
+
+@contextmanager
+def lambda_pollers(
+    aws: EmbeddedAws, batch_window_cap: float | None = None, on_batch: BatchListener | None = None
+) -> Iterator[LambdaPollers]:
+    """Poll every SQS event source mapping as Lambda does, for the duration of the block."""
+    pollers = LambdaPollers(aws, batch_window_cap=batch_window_cap, on_batch=on_batch)
+    pollers.start()
+    try:
+        yield pollers
+    finally:
+        pollers.stop()

@@ -22,9 +22,17 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 INSTRUCTIONS = json.loads((PROJECT_ROOT / "container" / "instructions.json").read_text())
 
 
+#: The local stand-ins' settings for tests: a short StopTask grace (30 s on Fargate) and batching
+#: windows of at most 0.2 s (the stack's 30 s default would make every upload wait).
+STOP_GRACE_SECONDS = 2.0
+BATCH_WINDOW_CAP_SECONDS = 0.2
+
+
 @pytest.fixture(scope="module")
 def emulator() -> Iterator[LocalAws]:
-    with local_aws() as running:
+    with local_aws(
+        stop_grace_seconds=STOP_GRACE_SECONDS, batch_window_cap=BATCH_WINDOW_CAP_SECONDS
+    ) as running:
         yield running
 
 
@@ -66,7 +74,8 @@ class Deployed:
         return json.loads(body) if body else {}
 
     def wait_for_tasks(self) -> list[TaskRun]:
-        return self.env.tasks.wait_until_idle(timeout=180)
+        """Wait until queues, invocations and tasks are quiet; return every task run."""
+        return self.env.wait_until_idle(timeout=180)
 
     def derivative_keys(self) -> set[str]:
         pages = self.client("s3").get_paginator("list_objects_v2").paginate(Bucket=self.derivatives)
