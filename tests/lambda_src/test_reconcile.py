@@ -526,3 +526,26 @@ def test_requeued_records_parse_back_to_the_same_keys_etags_and_sizes() -> None:
         ("dir/ü.png", "e2", None),
     ]
     assert uris == ["a+b %2B c.jpg", "dir/ü.png"]
+
+
+def test_requeue_sends_again_the_entries_sqs_failed(queue: str) -> None:
+    class FailsOnceEach:
+        def __init__(self) -> None:
+            self.real = boto3.client("sqs", region_name=REGION)
+            self.calls = 0
+
+        def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+            self.calls += 1
+            if self.calls == 1:
+                return {
+                    "Successful": [],
+                    "Failed": [
+                        {"Id": e["Id"], "Code": "InternalError", "SenderFault": False}
+                        for e in kwargs["Entries"]
+                    ],
+                }
+            return self.real.send_message_batch(**kwargs)
+
+    sqs = FailsOnceEach()
+    report = Requeuer(sqs, queue, "iiif-source", sleep=lambda _: None).send([RequeueKey("a.jpg")])
+    assert (report.sent, report.failed, sqs.calls) == (["a.jpg"], [], 2)
