@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
+import pyvips
 
 from . import iiif_images as gen
 from .conftest import Workspace
 
+TOOL = str(Path(sys.executable).parent / "iiif-process")
 FULL_PNG = {"p": {"size": "full", "format": "png"}}
 PNG_KEY = "{}/full/full/0/color.png"
 
@@ -171,3 +177,42 @@ def test_embedded_colour_profile_is_converted_to_srgb(ws: Workspace) -> None:
     ws.run(["p3.jpg"], FULL_PNG)
     out = ws.image(PNG_KEY.format("p3.jpg"))
     assert out(119, 0) == pytest.approx([254, 0, 75], abs=6)  # stored P3 values: [233, 51, 80]
+
+
+# --- issue #8 item 6: a JPEG whose header promises more than the file holds ---------------------
+
+
+def short_jpeg(factor: int = 10) -> bytes:
+    """A complete, well-formed JPEG whose frame header claims ``factor`` times its real height:
+    libjpeg runs out of data, warns, and (unless told to fail) fills the rest with grey."""
+    data = gen.jpeg(gen.gradient(400, 300), Q=90)
+    sof = data.index(b"\xff\xc0")
+    height = int.from_bytes(data[sof + 5 : sof + 7], "big")
+    return data[: sof + 5] + (height * factor).to_bytes(2, "big") + data[sof + 7 :]
+
+
+def test_item6_the_built_jpeg_really_decodes_as_mostly_grey_when_warnings_are_ignored() -> None:
+    image = pyvips.Image.new_from_buffer(short_jpeg(), "", fail_on="truncated").copy_memory()
+    assert (image.width, image.height) == (400, 3000)
+    assert image.crop(0, 400, 400, 2600).deviate() < 1  # the grey fill
+
+
+def test_item6_a_jpeg_promising_more_data_than_it_holds_fails_naming_the_damage(
+    ws: Workspace,
+) -> None:
+    error = _error(ws, short_jpeg(), key="short.jpg")
+    assert "Corrupt JPEG data: premature end of data segment" in error
+    assert ws.files() == set()  # nothing published, no grey image
+
+
+def test_item6_libvips_warnings_are_logged_as_json_with_the_uri(ws: Workspace) -> None:
+    # The real command, as the container runs it: logs are JSON lines on stderr.
+    key = ws.put("short.jpg", short_jpeg())
+    (ws.tmp / "i.json").write_text(json.dumps({"a": {"size": "full", "format": "jpg"}}))
+    command = [TOOL, "-config", str(ws.config()), "-instructions", str(ws.tmp / "i.json")]
+    done = subprocess.run([*command, "-uri", key], capture_output=True, text=True, check=False)
+    assert done.returncode == 1
+    lines = [json.loads(line) for line in done.stderr.splitlines()]
+    warnings = [entry for entry in lines if entry["message"] == "libvips warning"]
+    assert warnings and all(entry["uri"] == key for entry in warnings)
+    assert all(entry["level"] == "warning" and entry["warning"] for entry in warnings)
