@@ -7,13 +7,14 @@ import multiprocessing
 import os
 import re
 import signal
+import subprocess
 from collections import deque
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pyvips
-from iiif_process.batch import Pool, WorkerJob, _Worker
+from iiif_process.batch import ABANDONED, Pool, StopSignal, WorkerJob, _Worker
 from iiif_process.config import Config, StoreSpec
 from iiif_process.params import parse_instructions
 from iiif_process.process import ReportOptions, process_uri, process_uris
@@ -190,12 +191,14 @@ def test_overlapped_rendering_makes_the_same_derivatives(tmp_path: Path) -> None
     assert outputs[0] == outputs[1]
 
 
-def _pool_with_two_workers(budget: int) -> tuple[Any, list[Any]]:
+def _pool_with_two_workers(
+    budget: int, stop: StopSignal | None = None, stop_seconds: float = 20.0
+) -> tuple[Any, list[Any]]:
     """The parent's pool logic with two workers on plain pipes (no processes started)."""
     config = Config(StoreSpec("memory"), StoreSpec("memory"))
     store = MemoryStore()
     job = WorkerJob(config, INSTRUCTIONS, store, store, ReportOptions(), 1, budget, None)
-    pool = Pool(job, budget, deque())
+    pool = Pool(job, budget, deque(), stop=stop, stop_seconds=stop_seconds)
     ends = []
     for _ in range(2):
         parent, child = multiprocessing.Pipe()
@@ -221,6 +224,62 @@ def test_the_parent_admits_the_held_decode_when_memory_is_freed() -> None:
     pool.handle(first, ("free", 0))
     pool.admit()
     assert second_end.recv() == "go"
+
+
+def _stopped(stop_seconds: float) -> tuple[Any, list[Any]]:
+    """A pool of two workers, both holding a URI, after SIGTERM."""
+    stop = StopSignal()
+    pool, ends = _pool_with_two_workers(100, stop, stop_seconds)
+    stop.set()
+    pool.begin_stop()
+    return pool, ends
+
+
+def _reply(end: Any) -> str | None:
+    """The parent's answer on a worker's end of the pipe (None: no answer)."""
+    return end.recv() if end.poll(2) else None
+
+
+def test_after_sigterm_a_decode_not_yet_admitted_is_abandoned() -> None:
+    pool, [(first, first_end), _] = _stopped(60)
+    pool.handle(first, ("need", 10))
+    assert _reply(first_end) == "abandon"
+
+
+def test_after_sigterm_an_image_may_still_publish_within_the_stop_seconds() -> None:
+    pool, [(first, first_end), _] = _stopped(60)
+    pool.handle(first, ("publish", 0))
+    assert _reply(first_end) == "go"
+
+
+def test_after_sigterm_an_image_may_not_publish_past_the_stop_seconds() -> None:
+    pool, [(first, first_end), _] = _stopped(0)
+    pool.handle(first, ("publish", 0))
+    assert _reply(first_end) == "abandon"
+
+
+def test_after_sigterm_a_worker_past_the_stop_seconds_is_killed_and_its_image_abandoned() -> None:
+    pool, [(first, first_end), _] = _stopped(0)
+    first.process = subprocess.Popen(["sleep", "60"])
+    pool.enforce_deadline()
+    first_end.close()  # the killed worker's end of the pipe closes with it
+    pool.died(first)
+    assert (first.process.returncode, pool.results["x.jpg"]) == (
+        -signal.SIGKILL,
+        {"origin": "x.jpg", "error": ABANDONED},
+    )
+
+
+def test_after_sigterm_the_uris_not_started_are_abandoned() -> None:
+    stop = StopSignal()
+    pool, _ = _pool_with_two_workers(100, stop)
+    pool.queue.extend(["q1.jpg", "q2.jpg"])
+    stop.set()
+    pool.begin_stop()
+    assert (list(pool.queue), pool.results["q2.jpg"]) == (
+        [],
+        {"origin": "q2.jpg", "error": ABANDONED},
+    )
 
 
 def test_memory_stores_are_shared_by_threads_not_processes() -> None:
