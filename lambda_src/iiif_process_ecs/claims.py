@@ -7,7 +7,7 @@ the seed's invoke payload) are asked for with HeadObject on the source bucket.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,12 @@ from .settings import Settings
 
 NO_SUCH_OBJECT = "no such object"
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+# DynamoDB's limit on a partition key value; longer (unsafe) keys cannot have an item.
+MAX_LEDGER_KEY_BYTES = 2048
+# Recording input outcomes stops when the invocation has less than this left (they are logged).
+OUTCOME_MARGIN_SECONDS = 5.0
+# Items a skip or input failure never overwrites: a task holds the key, or its derivatives exist.
+PROTECTED_STATUSES = ("started", "succeeded")
 
 
 @dataclass
@@ -31,6 +37,91 @@ class ClaimPlan:
     skipped: list[dict[str, str]] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     aws_failed: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class InputOutcome:
+    """A key the trigger will not launch for an input reason: ``status`` "skipped" (nothing to
+    do) or "failed" (bad input), with the reason and what the event said of the object."""
+
+    uri: str
+    status: str
+    reason: str
+    etag: str = ""
+    size: int | None = None
+
+
+def storable_key(uri: str) -> bool:
+    """True when ``uri`` can be a ledger item's key (not empty, valid UTF-8, within 2048 bytes)."""
+    try:
+        return 0 < len(uri.encode("utf-8")) <= MAX_LEDGER_KEY_BYTES
+    except UnicodeEncodeError:
+        return False
+
+
+def record_input_outcomes(
+    ledger: Ledger,
+    outcomes: Sequence[InputOutcome],
+    *,
+    recipe: str = "",
+    remaining_seconds: Callable[[], float] | None = None,
+) -> dict[str, int]:
+    """Write ``skipped`` / ``failed`` with the reason for keys the trigger did not launch.
+
+    One conditional UpdateItem per key (BatchWriteItem cannot carry a condition): the write
+    never overwrites an item that is ``started`` (a task holds the key) or ``succeeded`` (its
+    derivatives exist, whatever the ETag; a later event or a backfill compares ETags again).
+    Keys that cannot be an item (empty, lone surrogates, over 2048 bytes) are only logged, as
+    are writes that fail or that the invocation has no time left for: the response accounts for
+    every key either way. Returns counts: recorded, kept (protected), unstorable, not_recorded.
+    """
+    counts = {"recorded": 0, "kept": 0, "unstorable": 0, "not_recorded": 0}
+    unique = list({outcome.uri: outcome for outcome in reversed(outcomes)}.values())[::-1]
+    for index, outcome in enumerate(unique):
+        if not storable_key(outcome.uri):
+            counts["unstorable"] += 1
+            continue
+        if remaining_seconds is not None and remaining_seconds() < OUTCOME_MARGIN_SECONDS:
+            counts["not_recorded"] += len(unique) - index
+            break
+        stamp = ledger._now()
+        values: dict[str, Any] = {
+            "status": outcome.status,
+            "reason": outcome.reason,
+            "updated_at": stamp,
+            "finished_at": stamp,
+        }
+        if outcome.etag:
+            values["etag"] = outcome.etag
+        if outcome.size is not None:
+            values["size"] = outcome.size
+        if recipe:
+            values["recipe"] = recipe
+        try:
+            ledger._update(
+                outcome.uri,
+                set_values=values,
+                remove=("retryable", "processing_at"),
+                set_if_missing={"created_at": stamp},
+                condition="attribute_not_exists(#uri) OR NOT (#status IN (:p0, :p1))",
+                condition_names={"#uri": "uri", "#status": "status"},
+                condition_values={":p0": PROTECTED_STATUSES[0], ":p1": PROTECTED_STATUSES[1]},
+            )
+            counts["recorded"] += 1
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise
+            counts["kept"] += 1
+        except LedgerError as error:
+            counts["not_recorded"] += 1
+            log(
+                "ledger: input outcome not recorded",
+                level="ERROR",
+                uri=outcome.uri,
+                error=str(error),
+            )
+    log("input outcomes recorded", **counts)
+    return counts
 
 
 def head_object(s3: Any, bucket: str | None, key: str) -> tuple[str, int | None, str, bool]:

@@ -7,7 +7,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .batching import pack
-from .claims import claim_keys, record_launches
+from .claims import (
+    NO_SUCH_OBJECT,
+    InputOutcome,
+    claim_keys,
+    record_input_outcomes,
+    record_launches,
+)
 from .events import ObjectRecord, RejectedRecord
 from .keys import check_key, strip_path, strip_path_collisions
 from .launcher import Backoff, Launcher
@@ -78,11 +84,16 @@ def start_tasks(
     # set of keys always packs into the same batches (and the same clientTokens).
     identities: dict[str, set[str]] = {}
     first_records: dict[str, ObjectRecord] = {}
+    # Keys not launched for input reasons; with a ledger they are recorded after the launches.
+    input_outcomes: list[InputOutcome] = []
     for record in objects:
         verdict = check_key(record.key, record.size, settings.max_source_bytes)
         if verdict is not None:
             target = outcome.skipped if verdict.outcome == "skipped" else outcome.failed
             target.append({"uri": record.key, "reason": verdict.reason})
+            input_outcomes.append(
+                InputOutcome(record.key, verdict.outcome, verdict.reason, record.etag, record.size)
+            )
             continue
         identities.setdefault(record.key, set())
         if record.key not in first_records or (record.etag and not first_records[record.key].etag):
@@ -110,6 +121,11 @@ def start_tasks(
         claims = plan.claimed
         outcome.skipped.extend(plan.skipped)
         outcome.failed.extend(plan.failed + plan.aws_failed)
+        input_outcomes.extend(
+            InputOutcome(entry["uri"], "failed", entry["reason"])
+            for entry in plan.failed
+            if entry["reason"] == NO_SUCH_OBJECT
+        )
         outcome.aws_failed.extend(plan.aws_failed)
         keys = [key for key in keys if key in claims]
 
@@ -142,6 +158,11 @@ def start_tasks(
     if claims is not None:
         record_launches(ledger, claims, report.launched, report.failed)  # type: ignore[arg-type]
     outcome.tasks.extend(report.tasks)
+    if ledger is not None and input_outcomes:
+        # After the launches: these writes are a record, and must not delay a task.
+        record_input_outcomes(
+            ledger, input_outcomes, recipe=settings.recipe, remaining_seconds=remaining_seconds
+        )
     outcome.launched.extend({"uri": uri, "task_arn": arn} for uri, arn in report.launched)
     for uri, reason in report.failed:
         entry = {"uri": uri, "reason": reason}

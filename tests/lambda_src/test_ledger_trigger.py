@@ -182,7 +182,8 @@ def test_a_direct_uri_of_a_missing_object_fails_no_such_object(infra: Infra, tab
     response = run(infra, table, {"uris": ["direct/missing.jpg"]})
     assert response["failed"] == [{"uri": "direct/missing.jpg", "reason": "no such object"}]
     assert response["tasks"] == []
-    assert item_of(table, "direct/missing.jpg") is None
+    item = item_of(table, "direct/missing.jpg")
+    assert (item["status"], item["reason"]) == ("failed", "no such object")  # type: ignore[index]
 
 
 def test_a_claim_whose_runtask_failed_is_queued_with_the_aws_reason(
