@@ -15,7 +15,11 @@ Then throughput of ``iiif-process`` over several 24 MP images in one run, pinned
 all N CPUs, beside what the machine allows (the reference run as N pinned processes). Targets are
 printed with PASS/MISS; the exit status is 0 whatever the figures (a benchmark, not a test).
 
-Usage: ``python -m bench.run [--reps N] [--throughput-images K] [--out DIR] [--sizes 24mp,100mp]``.
+Last, the museum master (:mod:`bench.master`): a 1.2 GB 20000 x 20000 uncompressed TIFF, its peak
+memory (whole process tree) beside the target of a 2 GiB task.
+
+Usage: ``python -m bench.run [--reps N] [--throughput-images K] [--out DIR]
+[--sizes 24mp,100mp,master]``.
 """
 
 from __future__ import annotations
