@@ -249,6 +249,7 @@ class Pool:
     used: int = 0
     started: list[_Worker] = field(default_factory=list)
     stopping: bool = False
+    start_error: str = ""
 
     # --- workers ---
 
@@ -268,9 +269,16 @@ class Pool:
             str(child.fileno()),
         ]
         # Its stdout goes to stderr: stdout carries only the tool's JSON result.
-        process = subprocess.Popen(
-            command, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=2, env=env
-        )
+        try:
+            process = subprocess.Popen(
+                command, pass_fds=(child.fileno(),), stdin=subprocess.DEVNULL, stdout=2, env=env
+            )
+        except OSError as exc:
+            log.error("cannot start a worker process", extra={"error": str(exc)})
+            self.start_error = f"internal error: cannot start a worker process: {exc}"
+            parent.close()
+            child.close()
+            return
         child.close()
         worker = _Worker(parent, process=process)
         with contextlib.suppress(OSError):  # it died at once: noticed as a dead worker
@@ -515,6 +523,10 @@ class Pool:
                 self.step()
             if self.stop is not None and self.stop.requested and not self.stopping:
                 self.begin_stop()
+            while self.queue:  # no worker could be started for these
+                uri = self.queue.popleft()
+                error = self.start_error or "internal error: no worker took this image"
+                self.record(uri, {"origin": uri, "error": error}, {"retryable": True})
         finally:
             self.close()
         return self.results

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -290,3 +291,13 @@ def test_memory_stores_are_shared_by_threads_not_processes() -> None:
     config = Config(StoreSpec("memory"), StoreSpec("memory"), workers=2)
     results = process_uris(["a.jpg", "b.jpg"], config, INSTRUCTIONS, source, out, ReportOptions())
     assert sorted(out.objects) == sorted(results[uri]["uris"]["a"] for uri in ("a.jpg", "b.jpg"))
+
+
+def test_a_worker_that_cannot_start_fails_every_uri_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    results, _ = _run(tmp_path, ["a.jpg", "b.jpg"])
+    assert [entry["error"].split(":")[:2] for entry in results.values()] == [
+        ["internal error", " cannot start a worker process"]
+    ] * 2
