@@ -427,21 +427,27 @@ def local_source(store: Store, key: str, max_bytes: int) -> Iterator[LocalSource
     """The object at ``key`` as a local file for the duration of the block, refused from its size
     before any read when over ``max_bytes`` (0 = no limit).
 
-    A disk store's file is used in place; any other object is streamed (hashed on the way) into a
-    private temporary directory (``TMPDIR``; the task's ephemeral storage on Fargate), which is
-    removed when the block ends, whether it ends well or not.
+    A disk store's file is used in place. Any other object is streamed (hashed on the way) into a
+    temporary file in ``TMPDIR`` (the task's ephemeral storage on Fargate) that has no name: it is
+    read through ``/proc/self/fd``, so its space is freed when the block ends however it ends,
+    even when the process is killed mid-image (out of memory, SIGKILL).
     """
     if isinstance(store, DiskStore):
         path, size = store.local_path(key, max_bytes)
         yield LocalSource(path, size, None)
         return
-    with tempfile.TemporaryDirectory(prefix="iiif-source-") as directory:
-        path = os.path.join(directory, "source")
+    named = not os.path.isdir("/proc/self/fd")  # no /proc (not Linux): a named file instead
+    with contextlib.ExitStack() as stack:
         try:
-            with open(path, "wb") as handle:
-                done = store.download(key, handle, max_bytes)
+            if named:
+                handle = stack.enter_context(tempfile.NamedTemporaryFile(prefix="iiif-source-"))
+            else:
+                handle = stack.enter_context(tempfile.TemporaryFile())
+            done = store.download(key, handle, max_bytes)  # type: ignore[arg-type]
+            handle.flush()
         except OSError as exc:
             raise StoreError(
                 f"cannot copy {store.describe(key)} to local disk: {exc.strerror or exc}"
             ) from exc
+        path = handle.name if named else f"/proc/self/fd/{handle.fileno()}"
         yield LocalSource(path, done.size, done.sha1, done.etag)

@@ -305,12 +305,13 @@ class SourceImage:
         # Derivatives may be made from two threads (full-size encodes beside the resizing).
         self._lock = threading.RLock()
 
-    def _stream(self, auto_orient: bool, shrink: int = 1) -> pyvips.Image:
-        """A fresh pass over a streamed source, top to bottom (random access, which libvips
-        serves from a disk copy for formats that lack it, only to apply an orientation)."""
+    def _stream(self, auto_orient: bool, shrink: int = 1, random: bool = False) -> pyvips.Image:
+        """A fresh pass over a streamed source, top to bottom; random access (which libvips
+        serves from a disk copy for formats that lack it) only to turn the image."""
         rotate = auto_orient and self.orientation not in (0, 1)
         options = {"shrink": shrink} if shrink > 1 else {}
-        image = _open(self._path, "random" if rotate else "sequential", self._fail_on, **options)
+        access = "random" if rotate or random else "sequential"
+        image = _open(self._path, access, self._fail_on, **options)
         return image.autorot() if rotate else image
 
     def _shrink_for(self, auto_orient: bool, width: int, height: int) -> int:
@@ -324,10 +325,11 @@ class SourceImage:
                 return shrink
         return 1
 
-    def base(self, auto_orient: bool) -> pyvips.Image:
-        """The full image, with the EXIF orientation applied unless ``auto_orient`` is false."""
+    def base(self, auto_orient: bool, random: bool = False) -> pyvips.Image:
+        """The full image, with the EXIF orientation applied unless ``auto_orient`` is false;
+        ``random``: it will be read out of order (turned), not top to bottom."""
         if self.streamed:
-            return self._stream(auto_orient)
+            return self._stream(auto_orient, random=random)
         if not auto_orient or self.orientation in (0, 1):
             return self.raw
         with self._lock:
@@ -365,7 +367,8 @@ class SourceImage:
             )
         else:
             out = to_srgb(_resize(self.base(auto_orient), width, height))
-        if keep:
+        if keep or self.streamed:
+            # A streamed pass can be read only once, top to bottom: hold the (small) result.
             out = out.copy_memory()
             kept.append(out)
         return out
@@ -373,7 +376,7 @@ class SourceImage:
     def region(self, instruction: Instruction) -> tuple[pyvips.Image, bool]:
         """The instruction's region in sRGB; the flag says it is the whole image."""
         rotation = instruction.rotation
-        base = self.base(rotation.auto_orient)
+        base = self.base(rotation.auto_orient, random=rotation.degrees != 0)
         region = instruction.region
         if region.kind == "full":
             return base, True
