@@ -2,9 +2,10 @@
 
 ``iiif-process`` must process it in a 1-vCPU, 2 GiB Fargate task once ``max_pixels`` allows
 400 MP. We run the command as the task does (defaults://, ``-max-pixels 400000000 -workers 1``),
-pinned to one CPU, and report wall and CPU seconds and the peak resident memory of the whole
-process tree (sampled from ``/proc`` every 20 ms, summed over the tool and any process it
-starts), beside the target: fits in 2 GiB.
+pinned to one CPU and, where this machine allows it (cgroup v1, root: the same enforcement as
+``local_aws``), inside a 2 GiB memory cgroup as on Fargate, and report wall and CPU seconds and the
+peak resident memory of the whole process tree (sampled from ``/proc`` every 20 ms, summed over
+the tool and any process it starts), beside the target: fits in 2 GiB.
 
 The TIFF is generated once (photographic structure at 2500 x 2500, enlarged, plus fine texture so
 the full-size JPEG is not trivially small) and cached in ``bench-output/images``.
@@ -17,9 +18,11 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyvips
 
@@ -83,6 +86,7 @@ class MasterRun:
     cpu_seconds: float
     tree_peak_mb: float
     error: str = ""
+    cgroup: str = ""  # how the 2 GiB limit was enforced, and the cgroup's own peak
 
 
 def measure_master(tool: Path, image: Path, out: Path, cpus: Sequence[int] = (0,)) -> MasterRun:
@@ -99,6 +103,9 @@ def measure_master(tool: Path, image: Path, out: Path, cpus: Sequence[int] = (0,
         "-workers", "1",
         image.name,
     ]  # fmt: skip
+    confinement = _confine()
+    if confinement is not None:
+        argv = confinement.wrap(argv)
     with open(out.parent / "master.stderr.log", "wb") as stderr:
         start = time.perf_counter()
         child = subprocess.Popen(
@@ -108,12 +115,16 @@ def measure_master(tool: Path, image: Path, out: Path, cpus: Sequence[int] = (0,
             preexec_fn=lambda: os.sched_setaffinity(0, set(cpus)),
         )
         peak = 0
+        held = False
         done = threading.Event()
 
         def sample() -> None:
-            nonlocal peak
+            nonlocal peak, held
             while not done.is_set():
                 peak = max(peak, _tree_rss(child.pid))
+                if confinement is not None and confinement.over_limit():
+                    held = True  # held at the limit: Fargate would kill the task
+                    confinement.kill_all()
                 done.wait(0.02)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -126,8 +137,31 @@ def measure_master(tool: Path, image: Path, out: Path, cpus: Sequence[int] = (0,
         sampler.join()
     child.returncode = os.waitstatus_to_exitcode(status)
     error = "" if child.returncode == 0 else f"exit {child.returncode}: {stdout[-300:]!r}"
+    if held:
+        error = "killed at the 2 GiB limit of its memory cgroup (out of memory)"
+    cgroup = ""
+    if confinement is not None:
+        try:
+            usage_peak = int((confinement.path / "memory.max_usage_in_bytes").read_text())
+            peak_mb = usage_peak / 2**20
+            cgroup = f"in a 2 GiB memory cgroup; its peak, page cache included, {peak_mb:.0f} MB"
+        except (OSError, ValueError):
+            cgroup = "in a 2 GiB memory cgroup"
+        confinement.close()
     shutil.rmtree(out, ignore_errors=True)  # 45 MB of full-size JPEG: not worth keeping
-    return MasterRun(seconds, usage.ru_utime + usage.ru_stime, peak / 2**20, error)
+    return MasterRun(seconds, usage.ru_utime + usage.ru_stime, peak / 2**20, error, cgroup)
+
+
+def _confine() -> Any:
+    """A 2 GiB memory cgroup for the run (local_aws' enforcement), or None where there is none."""
+    try:
+        from local_aws.memory_limit import CgroupV1Memory
+    except ImportError:
+        return None
+    enforcement = CgroupV1Memory.available()
+    if enforcement is None:
+        return None
+    return enforcement.confine(f"bench-master-{uuid.uuid4().hex[:8]}", int(TARGET_MB) << 20)
 
 
 def render_master(run: MasterRun | None, note: str = "") -> list[str]:
@@ -146,4 +180,5 @@ def render_master(run: MasterRun | None, note: str = "") -> list[str]:
         *lines,
         f"  {run.seconds:.1f} s wall, {run.cpu_seconds:.1f} s CPU; peak memory of the process tree "
         f"{run.tree_peak_mb:.0f} MB (target: fits in 2 GiB = {TARGET_MB:.0f} MB)   {verdict}",
+        f"  ran {run.cgroup or 'with no memory cgroup on this machine (RSS measured only)'}",
     ]
