@@ -290,7 +290,7 @@ def _decode(path: str, size: int, max_pixels: int, fmt: str, quality: str) -> py
     try:
         decoded = header.image.copy_memory()
         image = decoded.autorot() if header.orientation not in (0, 1) else decoded
-        image = decoded if _already_srgb(image) else to_srgb(image)
+        image = image if _already_srgb(image) else to_srgb(image)
         if fmt == "jpg" and image.hasalpha():
             image = image.flatten(background=255)
         image = apply_quality(image, Quality(quality))

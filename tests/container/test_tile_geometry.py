@@ -225,3 +225,18 @@ def test_tile_size_option_changes_the_grid() -> None:
     level1 = [o for o in plan.objects if o.scale == 1 and o.path != "full/max/0/default.jpg"]
     assert len(level1) == 4 * 3
     assert "768,512,232,188/232,188/0/default.jpg" in {o.path for o in level1}
+
+
+def test_a_one_pixel_edge_column_gets_its_own_tile() -> None:
+    plan = tiles.plan_tiles(513, 2, tiles.TileOptions(api_version=3))
+    assert "512,0,1,2/1,2/0/default.jpg" in {o.path for o in plan.objects}
+
+
+def test_a_level_exactly_one_tile_wide_is_listed_in_sizes() -> None:
+    plan = tiles.plan_tiles(1024, 1024, tiles.TileOptions(api_version=3))
+    assert plan.scale_factors == (1, 2)
+    assert plan.sizes == ((512, 512),)
+    explicit = tiles.plan_tiles(
+        1024, 1024, tiles.TileOptions(api_version=3, scale_factors=(4, 2, 1))
+    )
+    assert explicit.sizes == ((256, 256), (512, 512))
