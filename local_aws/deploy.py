@@ -132,14 +132,17 @@ def stack_outputs(aws: EmbeddedAws, stack: str = DEFAULT_STACK) -> DeployedStack
     return DeployedStack(name=stack, outputs=outputs)
 
 
-def synth(aws: EmbeddedAws, output_dir: Path) -> Path:
-    """`cdk synth` the app as it is deployed here (`-c imageTag=demo`) into `output_dir`.
+def synth(aws: EmbeddedAws, output_dir: Path, extra_context: dict[str, str] | None = None) -> Path:
+    """`cdk synth` the app as it is deployed here (`-c imageTag=demo` and `extra_context`) into
+    `output_dir`.
 
     Run against the emulator, so that the CLI's account and region look-ups stay on this machine.
     """
-    run_cdk(
-        aws, ["synth", "--quiet", "--output", str(output_dir), "-c", f"imageTag={LOCAL_IMAGE_TAG}"]
-    )
+    context = {"imageTag": LOCAL_IMAGE_TAG, **(extra_context or {})}
+    args = ["synth", "--quiet", "--output", str(output_dir)]
+    for key, value in context.items():
+        args += ["-c", f"{key}={value}"]
+    run_cdk(aws, args)
     return output_dir
 
 

@@ -7,9 +7,11 @@ container's reason `OutOfMemoryError: Container killed due to memory usage`.
 Two ways to do that here, chosen once per runner:
 - `CgroupV1Memory`: a cgroup v1 memory cgroup per task, made under this process's own memory
   cgroup (so any limit the machine puts on this process still applies), with
-  `memory.limit_in_bytes` set to the task's memory. The kernel's OOM killer acts at the limit;
-  the runner then kills the task's remaining processes, so the whole task dies as one (as with
-  cgroup v2's `memory.oom.group`). Used when that cgroup can be created (cgroup v1, root).
+  `memory.limit_in_bytes` set to the task's memory. The whole task dies as one when it reaches
+  the limit (as with cgroup v2's `memory.oom.group`): the cgroup's own OOM killer is disabled, so
+  the process that hits the limit is held by the kernel (`under_oom`) instead of one process being
+  killed while the others carry on, and the runner then SIGKILLs every process of the cgroup. Used
+  when that cgroup can be created (cgroup v1, root).
 - `RssPolling`: otherwise, the resident memory of the task's process group (from /proc) is summed
   every `RSS_POLL_SECONDS` and the group is killed when the sum passes the limit. A spike shorter
   than the polling interval can escape it.
@@ -111,7 +113,8 @@ class CgroupV1Confinement:
         except OSError:
             return False
         counts = dict(line.split() for line in text.splitlines() if len(line.split()) == 2)
-        return int(counts.get("oom_kill", "0")) > 0
+        # under_oom: a process is held at the limit; oom_kill: the kernel killed one anyway.
+        return counts.get("under_oom", "0") != "0" or int(counts.get("oom_kill", "0")) > 0
 
     def pids(self) -> list[int]:
         try:
@@ -173,6 +176,8 @@ class CgroupV1Memory:
         path = self.parent / f"local-aws-task-{name}"
         path.mkdir()
         (path / "memory.limit_in_bytes").write_text(str(limit_bytes))
+        # Hold, do not kill, at the limit: the runner kills the whole task (see the module doc).
+        (path / "memory.oom_control").write_text("1")
         swap_limit = path / "memory.memsw.limit_in_bytes"
         if swap_limit.exists():  # Fargate has no swap: memory + swap capped at the same value
             with suppress(OSError):

@@ -41,3 +41,13 @@ def make_corrupt_jpeg(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(corrupt_jpeg_bytes())
     return target
+
+
+def make_poison_image(target: Path, side: int = 12000) -> Path:
+    """A `side` x `side` RGB JPEG (a gradient, so the file stays small: about 5 MB) whose decoded
+    pixels (432 MB at 12000) and working copies need more than a 512 MiB task holds."""
+    ramp = (pyvips.Image.xyz(side, side)[0] % 256).cast("uchar")
+    image = ramp.bandjoin([ramp, ramp]).copy(interpretation="srgb")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image.jpegsave(str(target), Q=80)
+    return target

@@ -227,7 +227,8 @@ class LocalTaskRunner:
         `local_aws.memory_limit`); `stop_grace_seconds`: SIGTERM to SIGKILL on StopTask;
         `emit_events`: put "ECS Task State Change" events on the default bus."""
         self._aws = aws
-        self._image = image or ProjectImage.from_project()
+        #: What the task's image holds (the tool, the baked config); may be swapped between tasks.
+        self.image = image or ProjectImage.from_project()
         self._on_event = on_event
         self.memory: MemoryEnforcement = memory_enforcement(memory)
         self.stop_grace_seconds = stop_grace_seconds
@@ -343,7 +344,7 @@ class LocalTaskRunner:
         container = definition.container_definitions[0]
         name = str(container.get("name"))
         command = container_command(task, container)
-        mapped, notes = local_command(command, self._image)
+        mapped, notes = local_command(command, self.image)
         env = container_environment(task, container)
         log_group, prefix = _awslogs(container)
         facts = None
@@ -478,7 +479,7 @@ class LocalTaskRunner:
             reader.join(_MONITOR_SECONDS)
             if not out_of_memory and confinement and confinement.over_limit():
                 out_of_memory = True
-                kill_task()  # the whole task dies, not only the process the kernel picked
+                kill_task()  # every process of the task at once, as one container
             stopping = task.desired_status == "STOPPED" or self._stop.is_set()
             if stopping and terminated_at is None and not out_of_memory:
                 # StopTask (or the emulator stopping): SIGTERM to the main process, as ECS does.
@@ -501,7 +502,7 @@ class LocalTaskRunner:
                 flushed = time.monotonic()
         code = exit_code_of(process.wait())
         if confinement and not out_of_memory and confinement.over_limit():
-            out_of_memory = True  # the kernel killed the main process itself
+            out_of_memory = True  # reached the limit as the main process ended
         # When the main process ends, the container ends: nothing of the task outlives it.
         kill_task()
         reader.join(5)
