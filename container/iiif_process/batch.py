@@ -49,11 +49,11 @@ from .transform import configure_vips
 log = logging.getLogger(__name__)
 
 ABANDONED = "abandoned: stopped by SIGTERM before it finished"
-# After SIGTERM: how long images in progress may go on (Fargate's default stop timeout is 30 s;
-# the rest is for the output and the ledger), and how long a publish already under way may take
-# beyond that before its worker is stopped too.
+# After SIGTERM: how long images in progress may go on, and how long a publish already under way
+# may take beyond that before its worker is stopped too; with the ledger's last writes (3 s, see
+# cli.py) the worst case stays inside Fargate's default 30 s stop timeout.
 DEFAULT_STOP_SECONDS = 20.0
-PUBLISH_GRACE = 5.0
+PUBLISH_GRACE = 4.0
 # S3 error codes no re-run fixes.
 _PERMANENT_S3 = {"AccessDenied", "NoSuchBucket", "InvalidObjectState", "InvalidRequest"}
 

@@ -285,7 +285,7 @@ def load_settings(
 # Exit status after SIGTERM (128 + 15, what a shell reports for a process killed by it).
 STOPPED = 143
 # After SIGTERM, how long the ledger's last writes may take before the output is printed.
-LEDGER_FLUSH_SECONDS = 5.0
+LEDGER_FLUSH_SECONDS = 3.0
 
 
 def run(
