@@ -12,7 +12,7 @@ CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: demo up test lint synth bench image-push clean
+.PHONY: demo up test lint synth bench image image-test-arm64 image-lock image-push clean
 
 $(STAMP): requirements.txt requirements-dev.txt container/requirements.txt lambda_src/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,7 @@ up: $(STAMP) $(NODE_STAMP)
 
 ## test: ruff, the whole test suite, cdk synth (cdk-nag) and cfn-lint on the templates.
 test: lint $(STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
+	$(MAKE) --no-print-directory image
 	$(BIN)/python -m pytest -q
 	$(MAKE) --no-print-directory synth
 
@@ -62,6 +63,27 @@ synth: $(STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 ## bench: speed and memory figures beside the reference pyvips pipeline and Pillow.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## image: build container/ here without Docker (buildah on a debootstrapped stand-in base, cached in
+## ~/.cache/iiif-image) and print its labels and size. Says why and goes on where buildah,
+## debootstrap or root are absent (.ci/run installs them); tests/container/test_image.py then skips.
+image: $(STAMP)
+	$(BIN)/python -m image_build --if-available
+
+## image-test-arm64: the same build and in-image tests for arm64 under qemu-user-static (slow).
+image-test-arm64: $(STAMP)
+	$(BIN)/python -m image_build --arch arm64
+	IIIF_IMAGE_ARCH=arm64 $(BIN)/python -m pytest -q tests/container/test_image.py
+
+## image-lock: regenerate container/requirements.lock and requirements-build.lock (every wheel's
+## hash of each pin, so x86_64 and aarch64 alike) after changing container/requirements*.txt.
+PIP_TOOLS := pip-tools==7.6.2
+LOCK_FLAGS := -q --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links
+image-lock:
+	tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && $(PYTHON) -m venv "$$tmp" && \
+	"$$tmp/bin/pip" install -q --disable-pip-version-check $(PIP_TOOLS) && cd container && \
+	"$$tmp/bin/pip-compile" $(LOCK_FLAGS) -o requirements.lock requirements.txt && \
+	"$$tmp/bin/pip-compile" $(LOCK_FLAGS) --allow-unsafe -o requirements-build.lock requirements-build.txt
 
 ## image-push: build the container for CPU_ARCH (default amd64) and push it to the stack's repository
 ## with tag TAG; then deploy with `-c imageTag=TAG`. CONFIG= and INSTRUCTIONS= (paths inside

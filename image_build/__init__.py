@@ -33,9 +33,20 @@ def missing_tools(arch: str = "amd64") -> list[str]:
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if os.geteuid() != 0:
         missing.append("root")
-    if arch != host_arch() and shutil.which(f"qemu-{QEMU_NAMES[arch]}-static") is None:
-        missing.append("qemu-user-static")
+    if arch != host_arch():
+        qemu = QEMU_NAMES[arch]
+        if shutil.which(f"qemu-{qemu}-static") is None:
+            missing.append("qemu-user-static")
+        elif not _binfmt_enabled(qemu):
+            missing.append(f"binfmt_misc entry qemu-{qemu} (update-binfmts --enable qemu-{qemu})")
     return missing
+
+
+def _binfmt_enabled(qemu: str) -> bool:
+    """Whether the kernel runs ``qemu``'s binaries through qemu-user-static, also in a chroot."""
+    entry = Path(f"/proc/sys/fs/binfmt_misc/qemu-{qemu}")
+    text = entry.read_text() if entry.exists() else ""
+    return text.startswith("enabled") and "flags: " in text and "F" in text.split("flags: ")[1]
 
 
 QEMU_NAMES = {"amd64": "x86_64", "arm64": "aarch64"}
