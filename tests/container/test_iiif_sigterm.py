@@ -22,6 +22,7 @@ from iiif_process.batch import ABANDONED
 from iiif_process.defaults import DEFAULT_INSTRUCTIONS
 
 from . import iiif_images as gen
+from .conftest import Workspace
 
 TOOL = str(Path(sys.executable).parent / "iiif-process")
 URIS = [f"{i}.jpg" for i in range(5)]
@@ -192,3 +193,12 @@ def test_sigterm_is_handled_when_the_tool_is_pid_1(tmp_path: Path, sources: Path
     run = _stop_mid_batch(tmp_path, sources, "0", pid_one=True)
     assert (run.status, list(run.results)) == (143, URIS)
     assert run.results[URIS[-1]] == {"origin": URIS[-1], "error": ABANDONED}
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1", "soon"])
+def test_a_bad_stop_seconds_fails_every_uri_naming_it(ws: Workspace, value: str) -> None:
+    key = ws.put("a.jpg", gen.jpeg())
+    status, results = ws.run([key], args=["-stop-seconds", value])
+    assert status == 1
+    assert results[key]["error"].startswith("-stop-seconds must be a ")
+    assert repr(value) in results[key]["error"]
