@@ -18,6 +18,7 @@ import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 from image_build import buildah, cache_dir, host_arch
@@ -69,7 +70,7 @@ def image_exists(name: str) -> bool:
     return result.returncode == 0
 
 
-def ensure_base(arch: str | None = None, log=print) -> str:
+def ensure_base(arch: str | None = None, log: Callable[[str], None] = print) -> str:
     """The stand-in base image for ``arch`` (default: this machine's), built if not cached."""
     arch = arch or host_arch()
     name = base_name(arch)
@@ -80,20 +81,21 @@ def ensure_base(arch: str | None = None, log=print) -> str:
     log(f"image_build: making the stand-in base {name} with debootstrap (once per machine)")
     with tempfile.TemporaryDirectory(prefix="iiif-standin-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        subprocess.run(
-            [
-                "debootstrap",
-                "--variant=minbase",
-                f"--arch={arch}",
-                f"--include={','.join(PACKAGES)}",
-                f"--cache-dir={debs}",
-                SUITE,
-                str(rootfs),
-                apt_mirror(),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        command = [
+            "debootstrap",
+            "--variant=minbase",
+            f"--arch={arch}",
+            f"--include={','.join(PACKAGES)}",
+            f"--cache-dir={debs}",
+            SUITE,
+            str(rootfs),
+            apt_mirror(),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            detail = rootfs / "debootstrap" / "debootstrap.log"
+            tail = detail.read_text()[-3000:] if detail.exists() else result.stderr[-3000:]
+            raise RuntimeError(f"debootstrap failed (exit {result.returncode}):\n{tail}")
         _finish_rootfs(rootfs)
         _commit(rootfs, arch, name)
     return name
