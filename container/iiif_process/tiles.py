@@ -16,12 +16,15 @@ created are deleted, so a target is published whole or not at all.
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import logging
 import math
 import threading
 import time
-from collections.abc import Iterator, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -282,44 +285,6 @@ def service_id(endpoint: str, target: str) -> str:
 # --- pixels -----------------------------------------------------------------------------------
 
 
-def _decode(path: str, size: int, max_pixels: int, fmt: str, quality: str) -> pyvips.Image:
-    """The one decode: header checks first (format, pixel limit), then the whole image into
-    memory, oriented (EXIF), in 8-bit sRGB, alpha flattened onto white for JPEG. (No metadata
-    needs removing: every object is saved with none.)"""
-    header = probe(path, size, max_pixels)
-    try:
-        decoded = header.image.copy_memory()
-        image = decoded.autorot() if header.orientation not in (0, 1) else decoded
-        image = image if _already_srgb(image) else to_srgb(image)
-        if fmt == "jpg" and image.hasalpha():
-            image = image.flatten(background=255)
-        image = apply_quality(image, Quality(quality))
-        # A second copy only when some operation is pending (not for an upright sRGB source).
-        if image is not decoded:
-            return image.copy_memory()
-    except pyvips.Error as exc:
-        raise ImageRejectedError(
-            f"cannot decode {header.loader} image: {vips_message(exc)}"
-        ) from None
-    if header.loader == "jpegload" and fmt == "jpg":
-        decoded.set_type(pyvips.GValue.gbool_type, _AS_IS, True)
-    return decoded
-
-
-def source_as_full_image(image: pyvips.Image, path: str, size: int) -> bytes | None:
-    """The source file as the full-size image, metadata removed, when its pixels are what the
-    tiles show (an upright 8-bit sRGB or grey JPEG, default quality, JPEG tiles): the full
-    image then costs no encode and loses nothing. None otherwise (it is encoded)."""
-    if not image.get_typeof(_AS_IS) or size > COPY_SOURCE_MAX_BYTES:
-        return None
-    with open(path, "rb") as handle:
-        return jpeg_without_metadata(handle.read())
-
-
-# Set on a decoded image whose pixels are exactly its JPEG source's (see _decode).
-_AS_IS = "iiif-tiles-source-as-is"
-
-
 def _already_srgb(image: pyvips.Image) -> bool:
     """Whether :func:`to_srgb` would leave the pixels as they are: 8-bit sRGB or grey, with no
     profile or an sRGB one (most camera and web JPEGs)."""
@@ -463,30 +428,32 @@ def seed_image(
     """
     started = time.monotonic()
     source_key, target = safe_key(source_key), safe_key(target)
+    workers = max(1, workers)
     with (
         local_source(source, source_key, config.max_source_bytes) as local,
         vips_warnings(source_key),
     ):
-        image = _decode(local.path, local.size, config.max_pixels, options.format, options.quality)
-        full_data = source_as_full_image(image, local.path, local.size)
-    plan = plan_tiles(image.width, image.height, options)
-    base_id = service_id(endpoint, target)
-    info = json.dumps(plan.info(base_id), indent=2).encode()
-    keys = [f"{target}/{obj.path}" for obj in plan.objects]
-    written = _Written(store.existing([*keys, f"{target}/{INFO_NAME}"]))
-    try:
-        _write_pyramid(image, plan, target, store, written, max(1, workers), full_data)
-        put(
-            store,
-            f"{target}/{INFO_NAME}",
-            info,
-            info_content_type(options.api_version),
-            INFO_CACHE_CONTROL,
-        )
-        written.add(f"{target}/{INFO_NAME}", len(info))
-    except BaseException:
-        _remove(store, target, written.created)
-        raise
+        header = probe(local.path, local.size, config.max_pixels)
+        turned = header.orientation in (5, 6, 7, 8)
+        width, height = (header.height, header.width) if turned else (header.width, header.height)
+        plan = plan_tiles(width, height, options)
+        base_id = service_id(endpoint, target)
+        info = json.dumps(plan.info(base_id), indent=2).encode()
+        keys = [f"{target}/{obj.path}" for obj in plan.objects]
+        written = _Written(store.existing([*keys, f"{target}/{INFO_NAME}"]))
+        try:
+            _render_and_write(header, local.path, local.size, plan, target, store, written, workers)
+            put(
+                store,
+                f"{target}/{INFO_NAME}",
+                info,
+                info_content_type(options.api_version),
+                INFO_CACHE_CONTROL,
+            )
+            written.add(f"{target}/{INFO_NAME}", len(info))
+        except BaseException:
+            _remove(store, target, written.created)
+            raise
     log.info(
         "seeded",
         extra={"uri": source_key, "target": target, "objects": written.objects},
@@ -504,6 +471,178 @@ def seed_image(
         "bytes": written.bytes,
         "seconds": round(time.monotonic() - started, 3),
     }
+
+
+def _as_is(header: Any, size: int, options: TileOptions) -> bool:
+    """Whether the source's own JPEG data, metadata removed, can be the full-size image: its
+    pixels are what the tiles show (an upright 8-bit sRGB or grey JPEG, default quality, JPEG
+    tiles). The full image then costs no encode and loses nothing. Judged from the header."""
+    image = header.image
+    return (
+        header.loader == "jpegload"
+        and header.orientation in (0, 1)
+        and options.format == "jpg"
+        and options.quality in ("default", "color")
+        and not image.hasalpha()
+        and size <= COPY_SOURCE_MAX_BYTES
+        and _already_srgb(image)
+    )
+
+
+def _render_and_write(
+    header: Any,
+    path: str,
+    size: int,
+    plan: Plan,
+    target: str,
+    store: Store,
+    written: _Written,
+    workers: int,
+) -> None:
+    """Make every object of ``plan`` from one decode and write them from a bounded pool.
+
+    The pyramid comes from libvips' ``dzsave`` (one streaming pass that box-shrinks level by
+    level) whenever the plan is its geometry (automatic scale factors, every object but the full
+    image a tile); its objects are checked against the plan, path by path. Otherwise (explicit
+    scale factors, an image within one tile) the levels are shrunk here, each from the previous.
+    """
+    options = plan.options
+    full_path = full_image_path(options)
+    full_data: bytes | None = None
+    if _as_is(header, size, options):
+        with open(path, "rb") as handle:
+            full_data = jpeg_without_metadata(handle.read())
+    image: pyvips.Image | None = None
+    if _dzsave_geometry(plan):
+        if full_data is None:
+            image = _decode_header(header, options.format, options.quality)
+        try:
+            data = _dzsave_objects(header.image if image is None else image, plan)
+        except pyvips.Error as exc:
+            raise ImageRejectedError(
+                f"cannot decode {header.loader} image: {vips_message(exc)}"
+            ) from None
+        if data is not None:
+            if full_data is None:
+                assert image is not None
+                full_data = _encode(image, options.format)
+            data[full_path] = full_data
+            content_type = FORMATS[options.format]
+            jobs = [
+                functools.partial(_put_tile, store, f"{target}/{p}", d, content_type, written)
+                for p, d in data.items()
+            ]
+            _run_jobs(iter([jobs]), workers)
+            return
+        log.warning(
+            "dzsave's pyramid differs from the plan; tiling without it", extra={"target": target}
+        )
+        if image is None:  # the sequential source was read by dzsave: decode it again
+            header = probe(path, size, 0)
+    if image is None:
+        image = _decode_header(header, options.format, options.quality)
+    _write_pyramid(image, plan, target, store, written, workers, full_data)
+
+
+def _dzsave_geometry(plan: Plan) -> bool:
+    """Whether ``dzsave`` makes exactly the plan's tiles: automatic scale factors, and the
+    one-tile level is not the full size (dzsave does not write the size path of that case)."""
+    auto = auto_scale_factors(plan.width, plan.height, plan.options.tile_size)
+    return plan.scale_factors == auto and len(auto) > 1
+
+
+def _dzsave_objects(image: pyvips.Image, plan: Plan) -> dict[str, bytes] | None:
+    """Every tile of ``plan`` (all objects but the full image) from one ``dzsave`` into memory,
+    by the plan's path; None when dzsave's tiles are not exactly the plan's."""
+    options = plan.options
+    suffix = f".{options.format}[Q={JPEG_Q}]" if options.format == "jpg" else f".{options.format}"
+    archive = image.dzsave_buffer(
+        basename="t",
+        layout="iiif3" if options.api_version == 3 else "iiif",
+        tile_size=options.tile_size,
+        overlap=0,
+        container="zip",
+        compression=0,
+        suffix=suffix,
+        keep=_KEEP_NONE,
+    )
+    full = (0, 0, plan.width, plan.height)
+    wanted: dict[tuple[tuple[int, int, int, int], int], str] = {
+        (obj.region, obj.size[0]): obj.path for obj in plan.objects
+    }
+    found: dict[str, bytes] = {}
+    with zipfile.ZipFile(io.BytesIO(archive)) as members:
+        for name in members.namelist():
+            parts = name.split("/")
+            if len(parts) != 5 or parts[0] != "t":
+                continue  # t/info.json, vips-properties.xml
+            region_part, size_part = parts[1], parts[2]
+            try:
+                region = (
+                    full if region_part == "full" else tuple(int(v) for v in region_part.split(","))
+                )
+                width = int(size_part.split(",")[0])
+            except ValueError:
+                return None
+            path = wanted.get((region, width))  # type: ignore[arg-type]
+            if path is None:
+                return None
+            found[path] = members.read(name)
+    missing = {obj.path for obj in plan.objects} - set(found) - {full_image_path(options)}
+    return None if missing else found
+
+
+def _decode_header(header: Any, fmt: str, quality: str) -> pyvips.Image:
+    """The one decode of a probed source: the whole image into memory, oriented (EXIF), in
+    8-bit sRGB, alpha flattened onto white for JPEG, the quality applied. (No metadata needs
+    removing: every object is saved with none.)"""
+    try:
+        decoded = header.image.copy_memory()
+        image = decoded.autorot() if header.orientation not in (0, 1) else decoded
+        image = image if _already_srgb(image) else to_srgb(image)
+        if fmt == "jpg" and image.hasalpha():
+            image = image.flatten(background=255)
+        image = apply_quality(image, Quality(quality))
+        return decoded if image is decoded else image.copy_memory()
+    except pyvips.Error as exc:
+        raise ImageRejectedError(
+            f"cannot decode {header.loader} image: {vips_message(exc)}"
+        ) from None
+
+
+def _encode(image: pyvips.Image, fmt: str) -> bytes:
+    try:
+        return encode_tile(image, fmt)
+    except pyvips.Error as exc:
+        raise ImageRejectedError(f"full-size image failed: {vips_message(exc)}") from None
+
+
+def _put_tile(store: Store, key: str, data: bytes, content_type: str, written: _Written) -> None:
+    put(store, key, data, content_type, TILE_CACHE_CONTROL)
+    written.add(key, len(data))
+
+
+def _run_jobs(batches: Iterator[list[Callable[[], None]]], workers: int) -> None:
+    """Run every job of every batch on a pool of ``workers`` threads (a batch is taken only
+    when the previous one is queued: levels are made as their tiles are needed). The first
+    failure cancels what has not started, waits for what has, and is raised."""
+    futures: list[Future[None]] = []
+    with ThreadPoolExecutor(workers, thread_name_prefix="iiif-tiles") as pool:
+        try:
+            for batch in batches:
+                futures += [pool.submit(job) for job in batch]
+                if any(f.done() and f.exception() for f in futures):
+                    break
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in done:
+                error = future.exception()
+                if error is not None:
+                    raise error
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _write_pyramid(
@@ -536,27 +675,14 @@ def _write_pyramid(
             data = full_data if full_data and obj.path == full_path else encode_tile(tile, fmt)
         except pyvips.Error as exc:
             raise ImageRejectedError(f"tile {obj.path} failed: {vips_message(exc)}") from None
-        key = f"{target}/{obj.path}"
-        put(store, key, data, content_type, TILE_CACHE_CONTROL)
-        written.add(key, len(data))
+        _put_tile(store, f"{target}/{obj.path}", data, content_type, written)
 
-    futures: list[Future[None]] = []
-    with ThreadPoolExecutor(workers, thread_name_prefix="iiif-tiles") as pool:
-        try:
-            for scale in sorted(by_scale):
-                level = _level(levels, scale, plan)
-                futures += [pool.submit(job, level, obj) for obj in by_scale[scale]]
-                if any(f.done() and f.exception() for f in futures):
-                    break
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
-            for future in done:
-                if future.exception() is not None:
-                    raise future.exception()  # type: ignore[misc]
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+    def batches() -> Iterator[list[Callable[[], None]]]:
+        for scale in sorted(by_scale):
+            level = _level(levels, scale, plan)
+            yield [functools.partial(job, level, obj) for obj in by_scale[scale]]
+
+    _run_jobs(batches(), workers)
 
 
 def _level(levels: dict[int, pyvips.Image], scale: int, plan: Plan) -> pyvips.Image:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from iiif_process import tiles
 from iiif_process.tile_seed_cli import run
 
 SIZES = [(1, 1), (511, 513), (6000, 4000), (300, 9000)]
+DZSAVE_GEOMETRY = tiles._dzsave_geometry  # the real one (a fixture below replaces it a while)
 
 
 def _source(width: int, height: int) -> pyvips.Image:
@@ -29,10 +31,19 @@ def _source(width: int, height: int) -> pyvips.Image:
     return red.bandjoin([green, (red + green) / 2]).cast("uchar").copy(interpretation="srgb")
 
 
-@pytest.fixture(scope="module")
-def seeded(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[int, int, int], Path]:
-    """Every size seeded once per Image API version, through the command's own run()."""
-    root = tmp_path_factory.mktemp("tiles")
+@pytest.fixture(scope="module", params=["dzsave", "shrink"])
+def seeded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[tuple[int, int, int], Path]]:
+    """Every size seeded once per Image API version, through the command's own run(), by each
+    of the two pyramid engines (libvips' dzsave; levels shrunk one from the other here)."""
+    with pytest.MonkeyPatch.context() as patch:
+        if request.param == "shrink":
+            patch.setattr(tiles, "_dzsave_geometry", lambda plan: False)
+        yield _seed_all(tmp_path_factory.mktemp(f"tiles-{request.param}"))
+
+
+def _seed_all(root: Path) -> dict[tuple[int, int, int], Path]:
     source, out = root / "src", root / "out"
     source.mkdir()
     for width, height in SIZES:
@@ -240,3 +251,20 @@ def test_a_level_exactly_one_tile_wide_is_listed_in_sizes() -> None:
         1024, 1024, tiles.TileOptions(api_version=3, scale_factors=(4, 2, 1))
     )
     assert explicit.sizes == ((256, 256), (512, 512))
+
+
+def test_a_pyramid_dzsave_does_not_match_is_made_by_shrinking(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = tiles._dzsave_objects
+    calls = []
+
+    def mismatched(image: pyvips.Image, plan: tiles.Plan) -> None:
+        calls.append(real(image, plan))  # reads the source, as a real mismatch would
+        return None
+
+    monkeypatch.setattr(tiles, "_dzsave_objects", mismatched)
+    monkeypatch.setattr(tiles, "_dzsave_geometry", DZSAVE_GEOMETRY)
+    directory = _seed_all(tmp_path)[(2, 511, 513)]
+    assert calls and calls[0] is not None
+    assert written(directory) == expected_paths(info_of(directory), 2)

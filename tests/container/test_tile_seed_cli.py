@@ -237,6 +237,8 @@ def test_exif_orientation_is_applied(dirs: Dirs) -> None:
     dirs.run("turned.jpg")
     info = json.loads((dirs.out / "turned.jpg/info.json").read_text())
     assert (info["width"], info["height"]) == (80, 120)
+    full = pyvips.Image.new_from_file(str(dirs.out / "turned.jpg/full/full/0/default.jpg"))
+    assert (full.width, full.height) == (80, 120)
 
 
 def test_no_object_carries_exif(dirs: Dirs) -> None:
