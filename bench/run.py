@@ -12,7 +12,8 @@ measures, each figure in a fresh child process:
   information the same with Pillow resampling like libvips (``reducing_gap=2``).
 
 Then throughput of ``iiif-process`` over several 24 MP images in one run, pinned to 1 CPU and to
-all N CPUs, beside what the machine allows (the reference run as N pinned processes). Targets are
+all N CPUs, beside what the machine allows (the reference run as N pinned processes). Last, the IIIF
+tile pyramid (``bench.tiles``: iiif-tile-seed beside libvips' dzsave and PyPI iiif). Targets are
 printed with PASS/MISS; the exit status is 0 whatever the figures (a benchmark, not a test).
 
 Last, the museum master (:mod:`bench.master`): a 1.2 GB 20000 x 20000 uncompressed TIFF, its peak
@@ -43,6 +44,7 @@ import pyvips
 from bench.images import TestImage, ensure_images
 from bench.master import ensure_master, measure_master, render_master
 from bench.measure import Run, run_child, run_children, summarize
+from bench.tiles import report as tiles_report
 
 PYTHON = sys.executable
 TOOL = Path(sys.executable).parent / "iiif-process"
@@ -540,6 +542,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render(results, images, scaling, args.reps, machine, load_before))
     if master_lines:
         print("\n".join(master_lines))
+    # The IIIF Level 0 tile pyramid (iiif-tile-seed) beside dzsave and PyPI iiif (issue #11).
+    print("\n" + tiles_report(images, out / "runs" / "tiles", max(1, min(args.reps, 3))))
     print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
     return 0
 
