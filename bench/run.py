@@ -12,9 +12,10 @@ measures, each figure in a fresh child process:
   information the same with Pillow resampling like libvips (``reducing_gap=2``).
 
 Then throughput of ``iiif-process`` over several 24 MP images in one run, pinned to 1 CPU and to
-all N CPUs, beside what the machine allows (the reference run as N pinned processes). Last, the IIIF
-tile pyramid (``bench.tiles``: iiif-tile-seed beside libvips' dzsave and PyPI iiif). Targets are
-printed with PASS/MISS; the exit status is 0 whatever the figures (a benchmark, not a test).
+all N CPUs, beside what the machine allows (the reference run as N pinned processes). The IIIF
+tile pyramid (``bench.tiles``: iiif-tile-seed beside dzsave and PyPI iiif) is printed at the end.
+Targets are printed with PASS/MISS; the exit status is 0 whatever the figures (a benchmark, not a
+test).
 
 Last, the museum master (:mod:`bench.master`): a 1.2 GB 20000 x 20000 uncompressed TIFF, its peak
 memory (whole process tree) beside the target of a 2 GiB task.
