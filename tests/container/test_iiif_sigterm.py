@@ -13,13 +13,16 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 from iiif_process.batch import ABANDONED
 from iiif_process.defaults import DEFAULT_INSTRUCTIONS
+from moto.server import ThreadedMotoServer
 
 from . import iiif_images as gen
 from .conftest import Workspace
@@ -77,7 +80,11 @@ def _wait_for(lines: queue.Queue[str], message: str, uri: str, seen: list[str]) 
 
 
 def _stop_mid_batch(
-    tmp_path: Path, sources: Path, stop_seconds: str, pid_one: bool = False
+    tmp_path: Path,
+    sources: Path,
+    stop_seconds: str,
+    pid_one: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> Stopped:
     """Run the tool on the five images (one worker, one CPU); once the first is published and
     the second has started decoding, send SIGTERM."""
@@ -100,6 +107,7 @@ def _stop_mid_batch(
         # A new PID namespace: the tool is its PID 1, where a signal without a handler is ignored.
         argv = ["unshare", "--pid", "--fork", "--kill-child", *argv]
     env = {k: v for k, v in os.environ.items() if not k.startswith("IIIF_")}
+    env.update(extra_env or {})
     first_cpu = sorted(os.sched_getaffinity(0))[0]
     process = subprocess.Popen(
         argv,
@@ -202,3 +210,46 @@ def test_a_bad_stop_seconds_fails_every_uri_naming_it(ws: Workspace, value: str)
     assert status == 1
     assert results[key]["error"].startswith("-stop-seconds must be a ")
     assert repr(value) in results[key]["error"]
+
+
+@pytest.fixture
+def ledger_env() -> Iterator[tuple[dict[str, str], Any]]:
+    """A moto server with the ledger table; the tool's environment pointing at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "IIIF_PROCESS_LEDGER_TABLE": "ledger",
+    }
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_table(
+        TableName="ledger",
+        KeySchema=[{"AttributeName": "uri", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "uri", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield env, client
+    server.stop()
+
+
+def test_sigterm_records_the_abandoned_uris_in_the_ledger_as_retryable(
+    tmp_path: Path, sources: Path, ledger_env: tuple[dict[str, str], Any]
+) -> None:
+    env, client = ledger_env
+    _stop_mid_batch(tmp_path, sources, "0", extra_env=env)
+    items = {i["uri"]["S"]: i for i in client.scan(TableName="ledger")["Items"]}
+    assert items[URIS[0]]["status"] == {"S": "succeeded"}
+    assert [
+        (items[uri]["status"]["S"], items[uri]["reason"]["S"], items[uri]["retryable"]["BOOL"])
+        for uri in URIS[1:]
+    ] == [("failed", ABANDONED, True)] * (len(URIS) - 1)
