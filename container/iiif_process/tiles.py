@@ -159,12 +159,6 @@ def level_tiles(
             yield (x, y, w, h), (math.ceil(w / scale), math.ceil(h / scale))
 
 
-def tile_counts(width: int, height: int, tile_size: int, scale: int) -> tuple[int, int]:
-    """Columns and rows of tiles at one level."""
-    span = tile_size * scale
-    return math.ceil(width / span), math.ceil(height / span)
-
-
 def region_text(region: tuple[int, int, int, int], width: int, height: int) -> str:
     """The region segment: ``full`` for the whole image, else ``x,y,w,h``."""
     if region == (0, 0, width, height):

@@ -221,13 +221,19 @@ def test_explicit_scale_factors_are_announced(dirs: Dirs) -> None:
     assert info["tiles"] == [{"width": 256, "height": 256, "scaleFactors": [1, 2, 4]}]
 
 
-def test_seeded_image_is_skipped_unless_refresh(dirs: Dirs) -> None:
+def test_seeded_image_is_skipped(dirs: Dirs) -> None:
     dirs.put("a.jpg", gen.jpeg())
     dirs.run("a.jpg")
     (dirs.out / "a.jpg/full/full/0/default.jpg").unlink()
     status, result = dirs.run("a.jpg")
     assert status == 0 and "skipped" in result["a.jpg"]
     assert not (dirs.out / "a.jpg/full/full/0/default.jpg").exists()
+
+
+def test_refresh_seeds_a_seeded_image_again(dirs: Dirs) -> None:
+    dirs.put("a.jpg", gen.jpeg())
+    dirs.run("a.jpg")
+    (dirs.out / "a.jpg/full/full/0/default.jpg").unlink()
     assert dirs.run("-refresh", "a.jpg")[0] == 0
     assert (dirs.out / "a.jpg/full/full/0/default.jpg").exists()
 
