@@ -4,7 +4,10 @@ throttled write is retried; a failed write never fails the image. DynamoDB is mo
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from iiif_process.params import parse_instructions
 from iiif_process.process import ReportOptions, process_uris
 from iiif_process.stores import DiskStore, Downloaded, MemoryStore, S3Store
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from . import iiif_images as gen
 from .conftest import Workspace
@@ -236,6 +240,77 @@ def test_the_etag_and_size_of_the_s3_object_read_are_recorded(dynamodb: Any) -> 
     ledger.close()
     item = _items(dynamodb)["a.jpg"]
     assert (item["etag"], item["size"]) == (etag, len(data))
+
+
+# --- the command, as the task runs it -------------------------------------------------------
+
+
+@pytest.fixture
+def ledger_env() -> Iterator[tuple[dict[str, str], Any]]:
+    """A moto server with the ledger table; the tool's environment pointing at it."""
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    env = {
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "IIIF_PROCESS_LEDGER_TABLE": "ledger",
+    }
+    client = boto3.client(
+        "dynamodb",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    client.create_table(
+        TableName="ledger",
+        KeySchema=[{"AttributeName": "uri", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "uri", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    yield env, client
+    server.stop()
+
+
+def test_the_command_records_the_etag_and_size_of_the_s3_object_it_read(
+    tmp_path: Path, ledger_env: tuple[dict[str, str], Any]
+) -> None:
+    env, dynamodb = ledger_env
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+    for bucket in ("src", "dst"):
+        s3.create_bucket(Bucket=bucket)
+    data = gen.jpeg()
+    etag = s3.put_object(Bucket="src", Key="a.jpg", Body=data)["ETag"].strip('"')
+    run = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "iiif-process"),
+            "-config-images-source-uri",
+            "s3blob://src?region=us-east-1",
+            "-config-derivatives-cache-uri",
+            "s3blob://dst?region=us-east-1",
+            "a.jpg",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "IIIF_"))}, **env},
+    )
+    assert run.returncode == 0, run.stderr
+    item = dynamodb.get_item(TableName="ledger", Key={"uri": {"S": "a.jpg"}})["Item"]
+    assert (item["status"]["S"], item["etag"]["S"], item["size"]["N"]) == (
+        "succeeded",
+        etag,
+        str(len(data)),
+    )
 
 
 # --- the writes ----------------------------------------------------------------------------------

@@ -13,19 +13,17 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from iiif_process.batch import ABANDONED
 from iiif_process.defaults import DEFAULT_INSTRUCTIONS
-from moto.server import ThreadedMotoServer
 
 from . import iiif_images as gen
 from .conftest import Workspace
+from .test_iiif_ledger import ledger_env  # noqa: F401 - a fixture
 
 TOOL = str(Path(sys.executable).parent / "iiif-process")
 URIS = [f"{i}.jpg" for i in range(5)]
@@ -212,38 +210,10 @@ def test_a_bad_stop_seconds_fails_every_uri_naming_it(ws: Workspace, value: str)
     assert repr(value) in results[key]["error"]
 
 
-@pytest.fixture
-def ledger_env() -> Iterator[tuple[dict[str, str], Any]]:
-    """A moto server with the ledger table; the tool's environment pointing at it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    env = {
-        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "IIIF_PROCESS_LEDGER_TABLE": "ledger",
-    }
-    client = boto3.client(
-        "dynamodb",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name="us-east-1",
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
-    client.create_table(
-        TableName="ledger",
-        KeySchema=[{"AttributeName": "uri", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "uri", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    yield env, client
-    server.stop()
-
-
 def test_sigterm_records_the_abandoned_uris_in_the_ledger_as_retryable(
-    tmp_path: Path, sources: Path, ledger_env: tuple[dict[str, str], Any]
+    tmp_path: Path,
+    sources: Path,
+    ledger_env: tuple[dict[str, str], Any],  # noqa: F811 - the imported fixture
 ) -> None:
     env, client = ledger_env
     _stop_mid_batch(tmp_path, sources, "0", extra_env=env)
