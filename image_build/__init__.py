@@ -28,12 +28,12 @@ from pathlib import Path
 TOOLS = ("buildah", "debootstrap", "unshare", "chroot")
 
 
-def missing_tools(arch: str = "amd64") -> list[str]:
+def missing_tools(arch: str | None = None) -> list[str]:
     """What building and running the image for ``arch`` needs and lacks here (empty: all set)."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if os.geteuid() != 0:
         missing.append("root")
-    if arch != host_arch():
+    if arch is not None and arch != host_arch():
         qemu = QEMU_NAMES[arch]
         if shutil.which(f"qemu-{qemu}-static") is None:
             missing.append("qemu-user-static")
