@@ -2,7 +2,7 @@
 
 Modes: ``task`` (RunTask from here), ``invoke`` (invoke the deployed Lambda), ``lambda`` (run
 the Lambda's logic here on an event read from ``-event``, default stdin), ``status`` and
-``retry`` (the ledger: see status.py). Exit status: 0 when
+``retry`` (the ledger: see status.py), ``backfill`` (see backfill.py). Exit status: 0 when
 every URI was launched or skipped (and, with -wait, every task exited 0); 1 when a URI failed
 or a task failed, vanished or outlived -wait-timeout; 2 for a wrong command line or setting.
 """
@@ -20,8 +20,11 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 from . import logs
+from .backfill import BackfillUsageError
+from .backfill_mode import run_backfill_mode
 from .claims import recipe_of_task_definition
 from .clients import LazyClient
+from .cost import PriceError
 from .dsn import DsnError, session_from_dsn
 from .events import InvalidEvent, ObjectRecord
 from .flags import Flag, FlagError, HelpRequested, ParsedFlags, parse_flags, usage
@@ -40,6 +43,7 @@ from .settings import (
 )
 from .stack import StackError, stack_outputs
 from .status import LedgerUsageError, run_ledger_mode
+from .status_cost import SinceError
 from .trigger import start_tasks
 from .waiting import (
     DEFAULT_WAIT_INTERVAL,
@@ -51,7 +55,7 @@ from .waiting import (
 )
 
 PROGRAM = "iiif-process-ecs"
-MODES = ("task", "invoke", "lambda", "status", "retry")
+MODES = ("task", "invoke", "lambda", "status", "retry", "backfill")
 INVOCATION_TYPES = ("RequestResponse", "Event", "DryRun")
 DEFAULT_LOG_STREAM_PREFIX = "iiif-process"
 
@@ -62,7 +66,8 @@ FLAGS: tuple[Flag, ...] = (
         "task",
         "Valid modes are: lambda (run the Lambda function's logic here on -event), invoke "
         "(invoke the Lambda function), task (run the ECS task), status (the ledger's counts, "
-        "failures and running tasks), retry (re-queue failed images).",
+        "failures, running tasks and cost since -since), retry (re-queue failed images), "
+        "backfill (queue what the source bucket already holds).",
     ),
     Flag("cluster", "string", "", "The name of your AWS ECS cluster."),
     Flag("container", "string", "", "The name of your AWS ECS container."),
@@ -132,7 +137,7 @@ FLAGS: tuple[Flag, ...] = (
         "max-source-bytes",
         "int",
         DEFAULT_MAX_SOURCE_BYTES,
-        "-mode lambda: skip objects the event says are larger than this (0 = no limit).",
+        "-mode lambda / backfill: skip objects larger than this (0 = no limit).",
     ),
     Flag(
         "wait",
@@ -202,14 +207,41 @@ FLAGS: tuple[Flag, ...] = (
         "force",
         "bool",
         False,
-        "-mode task / lambda: launch even keys the ledger has as unchanged (same ETag, recipe).",
+        "-mode task / lambda: launch even keys the ledger has as unchanged (same ETag, recipe); "
+        "-mode backfill: queue them (and queued or failed ones) again.",
     ),
-    Flag("json", "bool", False, "-mode status: print JSON."),
+    Flag("json", "bool", False, "-mode status / backfill: print JSON."),
     Flag(
         "reason",
         "string",
         "",
         "-mode retry: only the failed images whose reason contains this text.",
+    ),
+    Flag("prefix", "string", "", "-mode backfill: only keys under this prefix."),
+    Flag(
+        "start-after",
+        "string",
+        "",
+        "-mode backfill: list from the key after this one (printed when a run is stopped).",
+        split_commas=False,
+    ),
+    Flag(
+        "dry-run",
+        "bool",
+        False,
+        "-mode backfill: change nothing; print what would be queued, the tasks and the cost.",
+    ),
+    Flag(
+        "since",
+        "string",
+        "24h",
+        "-mode status: cost of the images finished since this time (ISO 8601, or 90m, 24h, 7d).",
+    ),
+    Flag(
+        "prices",
+        "string",
+        "",
+        "Override list prices, e.g. 'fargate_vcpu_hour=0.05,s3_put_per_1000=0.0054' (see cost.py).",
     ),
 )
 
@@ -246,6 +278,8 @@ class Runtime:
     monotonic: Callable[[], float] | None = None
     rand: Callable[[], float] | None = None
     nonce: Callable[[], str] = field(default_factory=lambda: lambda: uuid.uuid4().hex)
+    # -mode backfill: called after each finished page (tests stop a run with KeyboardInterrupt).
+    backfill_page: Callable[[Any], None] | None = None
 
 
 def main(
@@ -276,6 +310,9 @@ def main(
         StackError,
         InvalidEvent,
         LedgerUsageError,
+        BackfillUsageError,
+        SinceError,
+        PriceError,
     ) as error:
         rt.stderr.write(f"{PROGRAM}: {error}\n")
         return 2
@@ -306,6 +343,17 @@ def _run(flags: ParsedFlags, rt: Runtime) -> int:
         cfn_session = lambda_session if mode == "invoke" else ecs_session
         _apply_stack(flags, stack_outputs(cfn_session.client("cloudformation"), v["stack"]))
 
+    if mode == "backfill":
+        return run_backfill_mode(
+            v,
+            ecs_session,
+            rt.stdout,
+            rt.stderr,
+            nonce=rt.nonce(),
+            on_page=rt.backfill_page,
+            sleep=rt.sleep,
+            rand=rt.rand,
+        )
     if mode in ("status", "retry"):
         return run_ledger_mode(mode, v, ecs_session, rt.stdout, nonce=rt.nonce())
     if mode == "invoke":

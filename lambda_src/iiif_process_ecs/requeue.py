@@ -7,6 +7,7 @@ SendMessageBatch 10 messages a call. The trigger then claims the keys as it clai
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import time
@@ -23,6 +24,9 @@ RECORDS_PER_MESSAGE = 10
 MESSAGES_PER_CALL = 10  # SendMessageBatch's maximum
 # SQS allows 256 KiB per message and per call; stay well under both.
 MAX_BODY_BYTES = 24 * 1024
+MAX_CALL_BYTES = 256 * 1024
+# json.dumps({"Records": [...]}) with the default separators, built from records dumped once.
+_BODY_START, _BODY_END, _SEPARATOR = '{"Records": [', "]}", ", "
 CONFIGURATION_ID = "iiif-process-ecs-requeue"
 
 
@@ -72,38 +76,69 @@ def s3_record(bucket: str, key: RequeueKey, region: str = "") -> dict[str, Any]:
     }
 
 
+def run_sequencer(purpose: str, run: str, uri: str) -> str:
+    """A sequencer new for each run (``purpose``: retry, backfill), so the trigger's RunTask
+    clientToken is not that of an earlier run of the same key."""
+    return hashlib.sha256(f"{purpose}\0{run}\0{uri}".encode()).hexdigest()[:16].upper()
+
+
 def message_bodies(
     bucket: str,
     keys: Sequence[RequeueKey],
     *,
     region: str = "",
     per_message: int = RECORDS_PER_MESSAGE,
+    max_bytes: int = MAX_BODY_BYTES,
 ) -> list[tuple[list[str], str]]:
-    """Pack keys into message bodies of up to ``per_message`` records and MAX_BODY_BYTES.
+    """Pack keys into message bodies of up to ``per_message`` records and ``max_bytes``.
 
-    Returns ``(uris, body)`` pairs in key order.
+    Returns ``(uris, body)`` pairs in key order. Each record is serialised once (a backfill
+    packs a million keys), and a body is exactly ``json.dumps({"Records": records})``.
     """
     messages: list[tuple[list[str], str]] = []
     uris: list[str] = []
-    records: list[dict[str, Any]] = []
+    parts: list[str] = []
+    fixed = len(_BODY_START) + len(_BODY_END)
+    size = fixed
 
     def close() -> None:
-        if records:
-            messages.append((list(uris), json.dumps({"Records": records}, ensure_ascii=False)))
+        nonlocal size
+        if parts:
+            messages.append((list(uris), _BODY_START + _SEPARATOR.join(parts) + _BODY_END))
             uris.clear()
-            records.clear()
+            parts.clear()
+            size = fixed
 
     for key in keys:
-        record = s3_record(bucket, key, region)
-        candidate = json.dumps({"Records": [*records, record]}, ensure_ascii=False)
-        if records and (
-            len(records) >= per_message or len(candidate.encode("utf-8")) > MAX_BODY_BYTES
-        ):
+        text = json.dumps(s3_record(bucket, key, region), ensure_ascii=False)
+        length = len(text.encode("utf-8"))
+        if parts and (len(parts) >= per_message or size + len(_SEPARATOR) + length > max_bytes):
             close()
+        size += length + (len(_SEPARATOR) if parts else 0)
         uris.append(key.uri)
-        records.append(record)
+        parts.append(text)
     close()
     return messages
+
+
+def send_calls(
+    messages: Sequence[tuple[list[str], str]], *, max_bytes: int = MAX_CALL_BYTES
+) -> list[list[tuple[list[str], str]]]:
+    """Group messages into SendMessageBatch calls: at most 10 messages and ``max_bytes`` of
+    bodies a call (SQS's limits), in order."""
+    calls: list[list[tuple[list[str], str]]] = []
+    current: list[tuple[list[str], str]] = []
+    total = 0
+    for message in messages:
+        length = len(message[1].encode("utf-8"))
+        if current and (len(current) >= MESSAGES_PER_CALL or total + length > max_bytes):
+            calls.append(current)
+            current, total = [], 0
+        current.append(message)
+        total += length
+    if current:
+        calls.append(current)
+    return calls
 
 
 class Requeuer:
@@ -130,10 +165,13 @@ class Requeuer:
 
     def send(self, keys: Sequence[RequeueKey]) -> SendReport:
         """Send ``keys``; every key ends in ``sent`` or ``failed``."""
+        return self.send_messages(message_bodies(self.bucket, keys, region=self.region))
+
+    def send_messages(self, messages: Sequence[tuple[list[str], str]]) -> SendReport:
+        """Send ``(uris, body)`` messages from message_bodies, SendMessageBatch by send_calls;
+        every URI ends in ``sent`` or ``failed``."""
         report = SendReport()
-        messages = message_bodies(self.bucket, keys, region=self.region)
-        for start in range(0, len(messages), MESSAGES_PER_CALL):
-            chunk = messages[start : start + MESSAGES_PER_CALL]
+        for chunk in send_calls(messages):
             pending = {str(index): entry for index, entry in enumerate(chunk)}
             attempt = 0
             while pending:

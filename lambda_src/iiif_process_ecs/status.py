@@ -8,15 +8,17 @@ S3-notification-shaped messages (see requeue.py).
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from .batching import STARTED_BY
-from .ledger import STATUSES, Ledger
-from .requeue import RequeueKey, Requeuer
+from .cost import task_size
+from .ledger import STATUSES, Ledger, now_iso
+from .requeue import RequeueKey, Requeuer, run_sequencer
+from .status_cost import cost_report, format_cost, parse_since
 
 EXAMPLES_PER_REASON = 3
 RECENT_FAILURES = 10
@@ -94,7 +96,7 @@ class RetryReport:
 
 def retry_sequencer(run: str, uri: str) -> str:
     """A new identity per retry run, so the trigger's clientToken is not that of the last try."""
-    return hashlib.sha256(f"retry\0{run}\0{uri}".encode()).hexdigest()[:16].upper()
+    return run_sequencer("retry", run, uri)
 
 
 def retry_failed(
@@ -160,19 +162,48 @@ def _require(values: Mapping[str, Any], mode: str, *names: str) -> None:
         raise LedgerUsageError(f"-mode {mode} needs {', '.join(missing)} (or -stack)")
 
 
+def status_cost(
+    ledger: Ledger, ecs: Any, values: Mapping[str, Any], region: str, now: datetime
+) -> dict[str, Any]:
+    """The ``cost`` member of the status: images finished since ``-since`` (status_cost.py)."""
+    since = parse_since(values["since"], now)
+    if not values.get("task"):
+        return {"since": now_iso(since), "error": "needs -task (or -stack) for the task's size"}
+    return cost_report(
+        ledger,
+        ecs,
+        cluster=values["cluster"],
+        size=task_size(ecs, values["task"]),
+        since=since,
+        now=now,
+        region=region,
+        prices=values["prices"],
+    )
+
+
 def run_ledger_mode(
-    mode: str, values: Mapping[str, Any], session: Any, stdout: TextIO, *, nonce: str = ""
+    mode: str,
+    values: Mapping[str, Any],
+    session: Any,
+    stdout: TextIO,
+    *,
+    nonce: str = "",
+    now: datetime | None = None,
 ) -> int:
     """Run ``-mode status`` or ``-mode retry`` with the CLI's flag ``values``; returns the exit
     status (0, or 1 when some key could not be re-queued)."""
     ledger = Ledger(values["ledger-table"] or "-", session=session)
     if mode == "status":
         _require(values, mode, "ledger-table", "cluster")
-        report = status_report(ledger, session.client("ecs"), values["cluster"])
+        ecs = session.client("ecs")
+        report = status_report(ledger, ecs, values["cluster"])
+        region = getattr(session, "region_name", "") or ""
+        report["cost"] = status_cost(ledger, ecs, values, region, now or datetime.now(UTC))
         if values["json"]:
             stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         else:
             stdout.write(format_status(report, values["ledger-table"]))
+            stdout.write(format_cost(report["cost"]))
         return 0
     _require(values, mode, "ledger-table", "event-queue-url", "source-bucket")
     requeuer = Requeuer(
