@@ -81,8 +81,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("bench-output"), help="work directory")
     parser.add_argument(
         "--sizes",
-        default="24mp,100mp,master",
-        help="what to run: 24mp, 100mp, master (the 20000x20000 TIFF); default all three",
+        default="24mp,100mp,master,backfill",
+        help="what to run: 24mp, 100mp, master (the 20000x20000 TIFF), backfill (keys per "
+        "second of -mode backfill against the embedded AWS); default all four",
     )
     return parser.parse_args(argv)
 
@@ -503,6 +504,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     out: Path = args.out
     wanted = {s.strip() for s in args.sizes.split(",") if s.strip()}
+    if "backfill" in wanted:
+        from bench.backfill import measure_backfill, render_backfill
+
+        print("measuring -mode backfill over 100,000 keys ...", file=sys.stderr, flush=True)
+        print("\n".join(render_backfill(measure_backfill())).lstrip("\n"), flush=True)
+        wanted.discard("backfill")
+        if not wanted:
+            return 0
     print("building test images (cached in bench-output/images) ...", file=sys.stderr, flush=True)
     images = ensure_images(out / "images", wanted)
     master_lines: list[str] = []

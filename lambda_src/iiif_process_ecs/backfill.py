@@ -50,6 +50,7 @@ from .progress import Progress
 from .requeue import (
     RequeueKey,
     Requeuer,
+    SendReport,
     message_bodies,
     run_sequencer,
     send_calls,
@@ -287,7 +288,7 @@ class Backfill:
             marked = self.mark_queued(to_queue, seen, stamp)
             messages = self._messages(to_queue)
             assert self.requeuer is not None
-            report = self.requeuer.send_messages(messages)
+            report = self.requeuer.send_messages(messages) if messages else SendReport()
         except KeyboardInterrupt:
             # A second Ctrl-C: put the page's items back; the page is redone on resume.
             self.undo(marked, stamp)
