@@ -5,7 +5,11 @@ with `cdk bootstrap` and `cdk deploy`, uploads sample images with `aws s3 cp` (S
 the SQS event queue -> one batch to the real Lambda handler -> ECS RunTask -> the task runner runs
 iiif-process), reprocesses with
 `iiif-process-ecs -stack ... -mode invoke -wait` and with `aws lambda invoke`, then copies the
-derivatives and reports into demo-output/ with an index.html, and prints a summary.
+derivatives and reports into demo-output/ with an index.html. Then a poison image kills its task
+(out of memory): the task state event goes through EventBridge and the reconcile queue to the
+reconcile function, which re-drives the batch mates and re-runs the poison alone until it fails
+after its attempts; a re-upload of an unchanged image is skipped; `iiif-process-ecs -mode status`
+shows the ledger; and a summary.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 from local_aws.deploy import (
     DEFAULT_STACK,
@@ -29,17 +34,28 @@ from local_aws.deploy import (
 )
 from local_aws.emulator import PIECES, LocalAws, local_aws
 from local_aws.gallery import write_gallery
-from local_aws.sample_images import make_corrupt_jpeg, make_large_image, sample_photos
+from local_aws.poison import over_budget_image
+from local_aws.sample_images import (
+    make_corrupt_jpeg,
+    make_large_image,
+    make_poison_image,
+    sample_photos,
+)
 from local_aws.server import EmbeddedAws
-from local_aws.sqs_batches import deliver_one_batch, hold_event_source_mapping
+from local_aws.sqs_batches import PolledBatch, deliver_one_batch, hold_event_source_mapping
 from local_aws.task_runner import TaskRun
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = PROJECT_ROOT / "demo-output"
-STEPS = 7
+STEPS = 10
 LARGE_IMAGE_KEY = "large/coffee-6000x4000.jpg"
 CORRUPT_IMAGE_KEY = "broken.jpg"
 NON_IMAGE_KEY = "notes.txt"
+POISON_KEY = "big/poison-12000x12000.jpg"  # first in its batch: keys go in sorted order
+#: The smallest Fargate task, so that the poison image outgrows it quickly.
+TASK_SIZE = {"cpu": "256", "memoryMiB": "512"}
+#: Lambda's pollers here gather a batch for at most this long (the stack's default is 30 s).
+BATCH_WINDOW_CAP_SECONDS = 1.0
 
 _print_lock = threading.Lock()
 
@@ -102,10 +118,38 @@ def on_task(event: str, run: TaskRun) -> None:
         for note in run.notes:
             say(f"    [fargate stand-in]   note: {note}")
     else:
+        reason = f"{run.stop_code}: {run.stopped_reason}"
+        if run.container_reason:
+            reason += f"; container: {run.container_reason}"
         say(
             f"    [fargate stand-in] task {run.task_id[:8]} stopped: exit {run.exit_code} "
-            f"after {run.seconds:.1f} s ({run.stopped_reason})"
+            f"after {run.seconds:.1f} s ({reason})"
         )
+
+
+_reconcile_function: list[str] = []
+
+
+def on_batch(batch: PolledBatch) -> None:
+    """Show the reconcile function's batches (the trigger's are shown by the steps)."""
+    if not _reconcile_function or batch.function_name != _reconcile_function[0]:
+        return
+    response = batch.delivered.response
+    reports = response.get("tasks", []) if isinstance(response, dict) else []
+    for report in reports if isinstance(reports, list) else []:
+        if not isinstance(report, dict):
+            continue
+        task = str(report.get("task_arn", ""))[-36:][:8]
+        rerun = [r.get("uri") for r in report.get("rerun", [])]
+        failed = [f"{f.get('uri')} ({f.get('reason')})" for f in report.get("failed", [])]
+        parts = [
+            f"re-run alone {rerun}" if rerun else "",
+            f"re-queued {report.get('requeued')}" if report.get("requeued") else "",
+            f"failed {failed}" if failed else "",
+        ]
+        done = "; ".join(p for p in parts if p)
+        if done:  # a task that finished its keys leaves nothing to do: not shown
+            say(f"    [reconcile] stopped task {task}: {done}")
 
 
 def stage_uploads(folder: Path) -> dict[str, str]:
@@ -139,9 +183,17 @@ def step_deploy(env: LocalAws) -> tuple[DeployedStack, float]:
     say(f"$ cdk bootstrap aws://{env.aws.account_id}/{env.aws.region}")
     bootstrap(env.aws)
     say(f"    done in {time.monotonic() - started:.1f} s")
-    say(f"$ cdk deploy {DEFAULT_STACK} --require-approval never --method direct -c imageTag=demo")
+    size = " ".join(f"-c {k}={v}" for k, v in TASK_SIZE.items())
+    say(
+        f"$ cdk deploy {DEFAULT_STACK} --require-approval never --method direct -c imageTag=demo "
+        f"{size}"
+    )
     say(f"    NOTE: {IMAGE_SKIPPED_MESSAGE}")
-    stack = deploy(env.aws, DEFAULT_STACK)
+    say(
+        f"    The tasks get Fargate's smallest size ({size}), so that step 7's poison image "
+        "outgrows its task quickly."
+    )
+    stack = deploy(env.aws, DEFAULT_STACK, extra_context=TASK_SIZE)
     seconds = time.monotonic() - started
     say(f"    deployed in {seconds:.1f} s (bootstrap + deploy)")
     if env.skipped_resource_types:
@@ -164,9 +216,11 @@ def step_upload(env: LocalAws, stack: DeployedStack, staging: Path) -> dict[str,
     say("    On AWS, Lambda's SQS event source mapping batches the queued S3 notifications: up to")
     say("    queueBatchSize (default 1000) per invocation, gathered for up to")
     say("    queueBatchWindowSeconds (default 30), packed maxUrisPerTask (default 50) to a task.")
-    say("    moto instead invokes once per message as it arrives, so the demo pauses the mapping")
-    say("    during the upload and then delivers the queued messages as one batch, as the poller")
-    say("    would (local_aws/sqs_batches.py: ReceiveMessage, one Invoke, DeleteMessage).")
+    cap = f"{BATCH_WINDOW_CAP_SECONDS:g}"
+    say(f"    Here local_aws/sqs_batches.py plays Lambda's pollers (window capped at {cap} s).")
+    say("    So that the whole upload is one batch, the demo pauses")
+    say("    the mapping during the upload, then delivers the queued messages as one batch, as")
+    say("    the poller would (ReceiveMessage, one Invoke, DeleteMessage).")
     before = len(env.invocations)
     with hold_event_source_mapping(env.aws, function, queue_url) as mapping:
         run_tool(
@@ -216,8 +270,9 @@ def step_tasks(env: LocalAws) -> list[TaskRun]:
 def step_show(env: LocalAws, stack: DeployedStack) -> None:
     heading(5, "Reprocess as a user would: iiif-process-ecs -wait, then aws lambda invoke")
     say("    The CLI invokes the deployed Lambda, waits for its task, and prints the task's exit")
-    say(f"    code, CloudWatch log and reports. {CORRUPT_IMAGE_KEY} fails inside the batch while")
-    say("    astronaut.jpg succeeds, so the CLI exits 1 (expected).")
+    say("    code, CloudWatch log and reports. The ledger holds astronaut.jpg as succeeded and")
+    say(f"    unchanged, so it is skipped; {CORRUPT_IMAGE_KEY} fails again, so the CLI exits 1")
+    say('    (expected). Below, "force": true reprocesses unchanged images all the same.')
     completed = run_tool(
         env.aws,
         [
@@ -239,7 +294,10 @@ def step_show(env: LocalAws, stack: DeployedStack) -> None:
         max_lines=40,
     )
     say(f"    iiif-process-ecs exit status: {completed.returncode}")
-    payload = {"uris": ["chelsea.jpg", "coffee.jpg", "rocket.jpg", "../escape.jpg", NON_IMAGE_KEY]}
+    payload = {
+        "uris": ["chelsea.jpg", "coffee.jpg", "rocket.jpg", "../escape.jpg", NON_IMAGE_KEY],
+        "force": True,
+    }
     response_file = OUTPUT_DIR / "lambda-response.json"
     run_tool(
         env.aws,
@@ -285,6 +343,111 @@ def step_collect(env: LocalAws, stack: DeployedStack, staged: dict[str, str]) ->
     return derivatives, reports
 
 
+def _trigger_results(env: LocalAws, stack: DeployedStack, since: int) -> list[dict[str, Any]]:
+    return [
+        json.loads(i.result)
+        for i in env.invocations[since:]
+        if i.function_name == stack["FunctionName"] and not i.errored
+    ]
+
+
+def _ledger_item(env: LocalAws, stack: DeployedStack, uri: str) -> dict[str, str]:
+    item = (
+        env.aws.client("dynamodb")
+        .get_item(TableName=stack["LedgerTableName"], Key={"uri": {"S": uri}}, ConsistentRead=True)
+        .get("Item", {})
+    )
+    return {k: next(iter(v.values())) for k, v in item.items()}
+
+
+def step_poison(env: LocalAws, stack: DeployedStack, staging: Path) -> list[TaskRun]:
+    heading(7, "A poison image kills its task; reconcile re-drives its batch mates")
+    say("    iiif-process reads its task's memory limit and refuses an image it cannot hold, so")
+    say("    an honest poison image never reaches the limit. To show what happens when it does")
+    say("    (any image whose memory the tool misjudges), the tasks of this step run with")
+    say("    iiif_process.memory_budget_mb 4096 baked into config.json, 8x the task's 512 MiB")
+    say("    (local_aws/poison.py). The local task runner enforces the task's memory with")
+    say(f"    {env.tasks.memory.description}.")
+    folder = staging.parent / "poison-upload"
+    (folder / "mates").mkdir(parents=True, exist_ok=True)
+    sources = [*sample_photos(), staging / LARGE_IMAGE_KEY]
+    mates = [f"mates/{source.name}" for source in sources]
+    for source, key in zip(sources, mates, strict=True):
+        shutil.copy(source, folder / key)
+    make_poison_image(folder / POISON_KEY)
+    say(f"    {POISON_KEY:32} 12000x12000 JPEG (432 MB decoded), uploaded with")
+    say(f"    {'mates/*':32} {len(mates)} images processed before under other keys")
+    normal_image = env.tasks.image
+    env.tasks.image = over_budget_image(OUTPUT_DIR / "poison-image")
+    function, queue_url = stack["FunctionName"], stack["EventQueueUrl"]
+    try:
+        with hold_event_source_mapping(env.aws, function, queue_url) as mapping:
+            run_tool(
+                env.aws,
+                [
+                    "aws",
+                    "s3",
+                    "cp",
+                    str(folder),
+                    f"s3://{stack['SourceBucketName']}/",
+                    "--recursive",
+                    "--only-show-errors",
+                ],
+            )
+            deliver_one_batch(env.aws, function, queue_url, int(mapping["BatchSize"]))
+        say(f"    [sqs poller] the {len(mates) + 1} uploads -> 1 invocation -> 1 task")
+        runs = env.wait_until_idle(timeout=300)
+    finally:
+        env.tasks.image = normal_image
+    poison_runs = [r for r in runs if POISON_KEY in r.command]
+    say(f"    The poison ran in {len(poison_runs)} tasks: first with its batch mates, then alone:")
+    for run in poison_runs:
+        uris = [run.command[i + 1] for i, a in enumerate(run.command[:-1]) if a == "-uri"]
+        say(f"      task {run.task_id[:8]}  exit {run.exit_code}  {run.container_reason}  {uris}")
+    say("    The ledger now says:")
+    for key in [*mates, POISON_KEY]:
+        item = _ledger_item(env, stack, key)
+        reason = f"  reason: {item['reason']}" if item.get("reason") else ""
+        say(f"      {key:32} {item.get('status')}  attempts {item.get('attempts')}{reason}")
+    derivatives = env.aws.client("s3").list_objects_v2(
+        Bucket=stack["DerivativesBucketName"], Prefix="mates/"
+    )
+    say(f"    mates/ derivatives published: {derivatives.get('KeyCount', 0)}")
+    return poison_runs
+
+
+def step_unchanged(env: LocalAws, stack: DeployedStack) -> None:
+    heading(8, "Re-upload an unchanged image: skipped, no task")
+    before = len(env.invocations)
+    tasks_before = len(env.tasks.runs)
+    run_tool(
+        env.aws,
+        [
+            "aws",
+            "s3",
+            "cp",
+            str(sample_photos()[0].parent / "coffee.jpg"),
+            f"s3://{stack['SourceBucketName']}/coffee.jpg",
+            "--only-show-errors",
+        ],
+    )
+    env.wait_until_idle(timeout=120)
+    for result in _trigger_results(env, stack, before):
+        for entry in result.get("skipped", []):
+            say(f"    [lambda] skipped {entry['uri']}: {entry['reason']}")
+    say(f"    tasks started: {len(env.tasks.runs) - tasks_before}")
+
+
+def step_status(env: LocalAws, stack: DeployedStack) -> None:
+    heading(9, "The ledger as a user sees it")
+    run_tool(
+        env.aws,
+        ["iiif-process-ecs", "-stack", stack.name, "-mode", "status"],
+        check=False,
+        transcript=OUTPUT_DIR / "iiif-process-ecs-status.txt",
+    )
+
+
 def _interrupt_on_signals() -> None:
     """Ctrl-C and SIGTERM unwind the `with` blocks, so the emulator and its children stop."""
 
@@ -304,14 +467,20 @@ def main() -> int:
     staging = OUTPUT_DIR / "uploaded"
     staging.mkdir()
     try:
-        with local_aws(on_task=on_task) as env:
+        with local_aws(
+            on_task=on_task, on_batch=on_batch, batch_window_cap=BATCH_WINDOW_CAP_SECONDS
+        ) as env:
             step_start(env)
             stack, deploy_seconds = step_deploy(env)
+            _reconcile_function[:] = [stack["ReconcileFunctionName"]]
             staged = step_upload(env, stack, staging)
             step_tasks(env)
             step_show(env, stack)
             derivatives, reports = step_collect(env, stack, staged)
-            runs = env.tasks.wait_until_idle()
+            poison_runs = step_poison(env, stack, staging)
+            step_unchanged(env, stack)
+            step_status(env, stack)
+            runs = env.wait_until_idle()
             invocations = [i for i in env.invocations if i.function_name == stack["FunctionName"]]
     except (DeployError, RuntimeError, TimeoutError) as error:
         say(f"\ndemo failed: {error}")
@@ -319,7 +488,7 @@ def main() -> int:
     except KeyboardInterrupt:
         say("\ninterrupted; the embedded AWS has been stopped")
         return 130
-    heading(7, "Summary")
+    heading(10, "Summary")
     images = len([k for k in staged if k != NON_IMAGE_KEY])
     failed = [r for r in runs if r.exit_code != 0]
     say(f"    images uploaded     {images} (+1 non-image file, which started nothing)")
@@ -327,7 +496,7 @@ def main() -> int:
     say(f"    Lambda invocations  {len(invocations)}")
     say(
         f"    ECS tasks           {len(runs)} ({len(failed)} exited non-zero: the ones given "
-        f"{CORRUPT_IMAGE_KEY}, as intended)"
+        f"{CORRUPT_IMAGE_KEY} and the {len(poison_runs)} given the poison, as intended)"
     )
     say(f"    seconds             {time.monotonic() - started:.0f} (deploy {deploy_seconds:.0f})")
     say(f"    output              {(OUTPUT_DIR / 'index.html').relative_to(PROJECT_ROOT)}")

@@ -11,6 +11,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_aws.cfn_task_definition import full_task_definitions
 from local_aws.ecs_client_token import run_task_client_tokens
 from local_aws.lambda_runner import real_lambda_handlers
 from local_aws.server import DEFAULT_REGION, EmbeddedAws, moto_server
@@ -32,6 +33,8 @@ PIECES = {
     "zip's handler in a child process with the function's environment",
     "RunTask clientToken (local_aws/ecs_client_token.py)": "ECS's idempotent RunTask: "
     "a repeated clientToken starts no second task",
+    "task definitions (local_aws/cfn_task_definition.py)": "CloudFormation's whole "
+    "AWS::ECS::TaskDefinition (moto's drops cpu, roles, runtime platform)",
     "SQS pollers (local_aws/sqs_batches.py)": "Lambda's pollers for every SQS event source "
     "mapping of the stack (moto invokes once per message): gather a batch, invoke once, delete "
     "what the function did not report in batchItemFailures",
@@ -139,6 +142,7 @@ def local_aws(
         aws = stack.enter_context(moto_server(region, port))
         stack.enter_context(real_lambda_handlers(aws, on_invocation=record))
         stack.enter_context(run_task_client_tokens())
+        stack.enter_context(full_task_definitions())
         pollers = stack.enter_context(
             lambda_pollers(aws, batch_window_cap=batch_window_cap, on_batch=on_batch)
         )

@@ -293,7 +293,7 @@ class LocalTaskRunner:
             cluster = backend._get_cluster(cluster_str)
             task_id = task_str.split("/")[-1]
             for arn, task in list(backend.tasks.get(cluster.name, {}).items()):
-                if arn.endswith(task_id) and runner._holds(arn) and task._status == "RUNNING":
+                if arn.endswith(task_id) and runner.holds(arn) and task._status == "RUNNING":
                     task.stopping_at = _now()
                     task.stopped_reason = reason or USER_STOP_REASON
                     task.desired_status = "STOPPED"
@@ -305,7 +305,8 @@ class LocalTaskRunner:
 
         return stop_task
 
-    def _holds(self, task_arn: str) -> bool:
+    def holds(self, task_arn: str) -> bool:
+        """Whether the runner has taken up the task and not yet stopped it."""
         with self._lock:
             return task_arn in self._running
 

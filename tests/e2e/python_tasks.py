@@ -9,9 +9,11 @@ from typing import Any
 from local_aws.server import EmbeddedAws
 
 MEMORY_MIB = 128
+#: Holds its 400 MiB for 3 s, as a decoder holds its pixels, before it would report surviving.
 ALLOCATE_400_MIB = (
     "import time\nblocks = []\nfor _ in range(40):\n"
-    "    blocks.append(bytearray(10 << 20)); time.sleep(0.01)\nprint('survived', flush=True)\n"
+    "    blocks.append(bytearray(10 << 20)); time.sleep(0.01)\n"
+    "time.sleep(3)\nprint('survived', flush=True)\n"
 )
 ALLOCATE_20_MIB = "x = bytearray(20 << 20)\nprint('done', flush=True)\n"
 

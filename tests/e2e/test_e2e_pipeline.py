@@ -129,7 +129,8 @@ def test_notifications_reach_the_function_through_the_event_queue(deployed: Depl
     deployed.wait_for_tasks()
 
     (delivered,) = [i for i in deployed.trigger_invocations() if json.loads(i.result)["launched"]]
-    (record,) = delivered.event["Records"]
+    # The batch may also hold the s3:TestEvent S3 sent when the stack set up its notifications.
+    (record,) = [r for r in delivered.event["Records"] if "coffee.jpg" in r["body"]]
     assert record["eventSource"] == "aws:sqs"
     assert record["eventSourceARN"].endswith(deployed.stack["EventQueueUrl"].rsplit("/", 1)[1])
     assert json.loads(record["body"])["Records"][0]["s3"]["object"]["key"] == "coffee.jpg"
@@ -163,3 +164,12 @@ def test_a_task_writes_its_output_to_its_awslogs_stream(deployed: Deployed) -> N
         cluster=deployed.stack["ClusterName"], tasks=[run.task_arn]
     )["tasks"][0]
     assert (task["lastStatus"], task["containers"][0]["exitCode"]) == ("STOPPED", 0)
+
+
+def test_the_deployed_task_definition_keeps_its_task_size_and_roles(deployed: Deployed) -> None:
+    definition = deployed.client("ecs").describe_task_definition(
+        taskDefinition=deployed.stack["TaskDefinitionArn"]
+    )["taskDefinition"]
+
+    assert (definition["cpu"], definition["memory"]) == ("1024", "2048")
+    assert definition["taskRoleArn"] and definition["executionRoleArn"]

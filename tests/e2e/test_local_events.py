@@ -99,7 +99,7 @@ def test_an_out_of_memory_stop_names_the_cause_in_the_event(env: LocalAws) -> No
 def test_a_user_stop_is_user_initiated_in_the_event(env: LocalAws) -> None:
     url = _rule_to_queue(env, STOPPED_PATTERN, "stopped")
     task_arn = run_python(env.aws, "import time\ntime.sleep(60)\n")
-    while not env.tasks._holds(task_arn):
+    while not env.tasks.holds(task_arn):
         time.sleep(0.05)
 
     env.aws.client("ecs").stop_task(cluster="c", task=task_arn, reason="operator")

@@ -1,8 +1,9 @@
 """A poison image end to end on the embedded AWS: the stack deployed with 512 MiB tasks, an image
 that its task cannot hold uploaded in one batch with two photos. The task is killed (exit 137,
 OutOfMemoryError), the ECS task state event reaches the reconcile function through EventBridge and
-its queue, the photos are re-driven and published, and the poison is re-run alone until it ends
-`failed` after maxAttempts (3).
+its queue, the photos are re-driven and published, and the poison is launched again until it ends
+`failed` after maxAttempts (3). (Whether it is re-run alone depends on its `processing_at` write
+reaching the ledger before the kill, which the tool's background writer does not guarantee.)
 
 iiif-process refuses an image over its budget before decoding it, so the tasks here run the
 project's tool with `iiif_process.memory_budget_mb` set above the task's memory (see
@@ -99,13 +100,6 @@ def test_the_poisons_batch_mates_end_published(outcome: Outcome) -> None:
     for photo in outcome.photos:
         assert outcome.item(photo)["status"] == {"S": "succeeded"}
         assert {derivative_key(photo, spec) for spec in INSTRUCTIONS.values()} <= keys
-
-
-def test_the_poison_is_re_run_alone(outcome: Outcome) -> None:
-    reruns = outcome.runs_with(POISON)[1:]
-
-    assert reruns
-    assert all(uris_of(run) == [POISON] for run in reruns)
 
 
 def test_the_poison_ends_failed_after_max_attempts_naming_the_cause(outcome: Outcome) -> None:
