@@ -287,6 +287,14 @@ def test_a_body_closes_before_it_passes_the_byte_limit() -> None:
     assert MAX_CALL_BYTES == SQS_LIMIT
 
 
+def test_a_body_one_byte_over_the_limit_is_split() -> None:
+    many = [RequeueKey(long_key(i)) for i in range(6)]
+    limit = len(message_bodies("b", many[:3])[0][1].encode()) - 1
+    messages = message_bodies("b", many, max_bytes=limit)
+    assert [len(uris) for uris, _ in messages] == [2, 2, 2]
+    assert max(len(body.encode()) for _, body in messages) <= limit
+
+
 # -- Ctrl-C and resume ------------------------------------------------------------------------
 
 

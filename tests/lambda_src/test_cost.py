@@ -226,6 +226,15 @@ def test_status_cost_times_known_tasks_by_ecs_and_vanished_ones_by_the_ledger(
         finished_at=now_iso(NOW - timedelta(days=2)),
         updated_at=now_iso(NOW - timedelta(days=2)),
     )
+    # Finished two days ago, touched since (updated_at is recent): not finished since.
+    put_item(
+        table,
+        uri="touched.jpg",
+        status="failed",
+        task_arn=known,
+        finished_at=now_iso(NOW - timedelta(days=2)),
+        updated_at=now_iso(done),
+    )
     ecs = StoppedTasks({known: (claimed, claimed + timedelta(seconds=90))})
     report = cost_report(
         Ledger(table, dynamodb()),
