@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from .errors import ConfigError
+from .params import DEFAULT_SIZE_RULES, SIZE_RULES
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class Config:
     keep_metadata: bool = False  # True = derivatives keep the source's EXIF, XMP, IPTC
     workers: int = 0  # 0 = one per available CPU
     memory_budget_mb: int = 0  # 0 = 70 % of the task's (cgroup) memory
+    size_rules: str = DEFAULT_SIZE_RULES  # "2.1": `!w,h` may enlarge (go-iiif); "3": only `^`
 
 
 def _norm_prefix(prefix: str) -> str:
@@ -152,6 +154,16 @@ def _positive_int(value: Any, what: str) -> int:
 def _boolean(value: Any, what: str) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{what} must be true or false, not {value!r}")
+    return value
+
+
+def _size_rules(value: Any) -> str:
+    if value not in SIZE_RULES or not isinstance(value, str):
+        raise ConfigError(
+            'iiif_process.size_rules must be "2.1" (Image API 2.1, as go-iiif: !w,h enlarges an '
+            'image smaller than the box) or "3" (Image API 3.0: only a ^ size enlarges), '
+            f"not {value!r}"
+        )
     return value
 
 
@@ -234,6 +246,7 @@ def parse_config(data: Any) -> Config:
         memory_budget_mb=_positive_int(
             own.get("memory_budget_mb", 0), "iiif_process.memory_budget_mb"
         ),
+        size_rules=_size_rules(own.get("size_rules", DEFAULT_SIZE_RULES)),
     )
 
 

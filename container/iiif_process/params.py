@@ -23,6 +23,11 @@ FORMATS: dict[str, str] = {
     "gif": "image/gif",
 }
 
+# When a size may enlarge the region (config ``iiif_process.size_rules``): "2.1" = Image API 2.1
+# and go-iiif (``!w,h`` enlarges an image smaller than the box), "3" = Image API 3.0 (only ``^``).
+SIZE_RULES = ("2.1", "3")
+DEFAULT_SIZE_RULES = "2.1"
+
 # go-iiif's default crisp parameters (radius, amount, threshold).
 DEFAULT_CRISP = (2.0, 0.5, 0.025)
 
@@ -87,26 +92,41 @@ class Size:
     pct: float = 0.0
     upscale: bool = False
 
-    def target(self, width: int, height: int) -> tuple[int, int]:
-        """Return the output (width, height) for a region of the given size."""
+    def target(self, width: int, height: int, rules: str = DEFAULT_SIZE_RULES) -> tuple[int, int]:
+        """Return the output (width, height) for a region of the given size.
+
+        ``rules`` says when a size may enlarge the region: ``"2.1"`` (Image API 2.1, go-iiif's
+        behaviour): every form may, ``!w,h`` included; ``"3"`` (Image API 3.0): only with the
+        ``^`` prefix, and without it the region's own size is the most a size gives.
+        """
+        if rules not in SIZE_RULES:
+            raise ParameterError(f"size rules must be one of {SIZE_RULES}, not {rules!r}")
         if self.kind in ("full", "max"):
             return width, height
+        enlarge = self.upscale or rules == "2.1"
+        if self.kind == "wh":  # distorts: each side on its own
+            if enlarge:
+                return self.w, self.h
+            return min(self.w, width), min(self.h, height)
         if self.kind == "w":
-            tw, th = self.w, round(height * self.w / width)
+            scale = self.w / width
         elif self.kind == "h":
-            tw, th = round(width * self.h / height), self.h
+            scale = self.h / height
         elif self.kind == "pct":
-            tw, th = round(width * self.pct / 100), round(height * self.pct / 100)
-        elif self.kind == "wh":
-            tw, th = self.w, self.h
+            scale = self.pct / 100
         else:  # fit inside w x h, keeping the aspect ratio
             scale = min(self.w / width, self.h / height)
-            if not self.upscale:
-                # `!w,h` never enlarges unless asked with `^!w,h` (IIIF 3 semantics).
-                scale = min(scale, 1.0)
+        if not enlarge and scale > 1:
+            return width, height
+        if self.kind == "w":
+            tw, th = self.w, round(height * scale)
+        elif self.kind == "h":
+            tw, th = round(width * scale), self.h
+        else:
             tw, th = round(width * scale), round(height * scale)
-            # Keep the confining box exact despite rounding.
-            tw, th = min(tw, max(self.w, 1)), min(th, max(self.h, 1))
+            if self.kind == "fit":
+                # Keep the confining box exact despite rounding.
+                tw, th = min(tw, self.w), min(th, self.h)
         return max(tw, 1), max(th, 1)
 
 

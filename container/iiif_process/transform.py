@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import pyvips
 
 from .errors import ImageRejectedError, ParameterError
-from .params import Instruction, Quality, Rotation
+from .params import DEFAULT_SIZE_RULES, Instruction, Quality, Rotation
 
 # Loaders we accept (by libvips class). Everything else, including every loader libvips marks
 # untrusted (ImageMagick, PDF, SVG, FITS, matrix, ...), is blocked process-wide.
@@ -573,9 +573,15 @@ def encode(image: pyvips.Image, fmt: str, meta: Metadata | None = None) -> bytes
 class Renderer:
     """Makes every derivative of one decoded source image."""
 
-    def __init__(self, source: SourceImage, keep_metadata: bool = False) -> None:
+    def __init__(
+        self,
+        source: SourceImage,
+        keep_metadata: bool = False,
+        size_rules: str = DEFAULT_SIZE_RULES,
+    ) -> None:
         self.source = source
         self.keep_metadata = keep_metadata
+        self.size_rules = size_rules  # when a size may enlarge: "2.1" (go-iiif) or "3"
 
     def metadata(self, instruction: Instruction) -> Metadata:
         """What the derivative of ``instruction`` carries besides pixels."""
@@ -601,7 +607,7 @@ class Renderer:
         src = self.source
         try:
             image, whole = src.region(ins)
-            width, height = ins.size.target(image.width, image.height)
+            width, height = ins.size.target(image.width, image.height, self.size_rules)
         except ParameterError as exc:
             raise ParameterError(f"instruction {ins.label!r}: {exc}") from None
         if (width, height) == (image.width, image.height):

@@ -1,0 +1,87 @@
+"""Issue #12, "Match go-iiif": the same files as go-iiif v8 for the same source and instructions.
+
+Known figures come from ../shared/reference/go-iiif-v8-observed.md (go-iiif v8.1.8 run beside
+this tool) and from go-iiif's own code (image/transformation.go, go-atkinson, go-colours).
+"""
+
+from __future__ import annotations
+
+import pytest
+from iiif_process.config import parse_config
+from iiif_process.errors import ConfigError
+from iiif_process.params import parse_size
+
+from . import iiif_images as gen
+from .conftest import Workspace
+
+
+def _config(**own: object) -> dict:
+    return {
+        "images": {"source": {"uri": "mem://"}},
+        "derivatives": {"cache": {"uri": "mem://"}},
+        "iiif_process": own,
+    }
+
+
+# 1. `!w,h` enlarges (Image API 2.1, go-iiif); "3" rules enlarge only with `^`.
+
+
+@pytest.mark.parametrize(
+    ("size", "dims"),
+    [("!2048,1536", (2048, 1362)), ("!1024,768", (1024, 681))],  # go-iiif on a 451x300 image
+)
+def test_fit_size_enlarges_an_image_smaller_than_the_box(size: str, dims: tuple[int, int]) -> None:
+    assert parse_size(size).target(451, 300) == dims
+
+
+@pytest.mark.parametrize(
+    ("size", "dims"),
+    [
+        ("!2048,1536", (451, 300)),
+        ("1200,", (451, 300)),
+        (",600", (451, 300)),
+        ("pct:200", (451, 300)),
+        ("900,200", (451, 200)),
+        ("!200,200", (200, 133)),  # shrinking is unchanged
+        ("^!2048,1536", (2048, 1362)),
+        ("^902,", (902, 600)),
+        ("^pct:200", (902, 600)),
+    ],
+)
+def test_size_rules_3_enlarge_only_with_caret(size: str, dims: tuple[int, int]) -> None:
+    assert parse_size(size).target(451, 300, "3") == dims
+
+
+def test_size_rules_default_to_image_api_2_1() -> None:
+    assert parse_config(_config()).size_rules == "2.1"
+
+
+@pytest.mark.parametrize("value", ["3", "2.1"])
+def test_size_rules_setting_is_read(value: str) -> None:
+    assert parse_config(_config(size_rules=value)).size_rules == value
+
+
+@pytest.mark.parametrize("value", [3, 2.1, "2", "v3", "", None, ["3"]])
+def test_size_rules_setting_rejects_other_values_naming_it(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"iiif_process\.size_rules must be"):
+        parse_config(_config(size_rules=value))
+
+
+def test_fit_size_enlarges_a_small_image_in_the_tool(ws: Workspace) -> None:
+    key = ws.put("small.jpg", gen.jpeg(gen.gradient(120, 80), Q=95))
+    status, results = ws.run([key], {"k": {"size": "!2048,1536", "format": "jpg"}})
+    assert status == 0, results
+    assert results[key]["dimensions"]["k"] == [2048, 1365]
+    image = ws.image(results[key]["uris"]["k"])
+    assert (image.width, image.height) == (2048, 1365)
+
+
+def test_size_rules_3_in_the_config_keep_a_small_image_small(ws: Workspace) -> None:
+    key = ws.put("small.jpg", gen.jpeg(gen.gradient(120, 80), Q=95))
+    status, results = ws.run(
+        [key],
+        {"k": {"size": "!2048,1536", "format": "jpg"}, "u": {"size": "^!240,240"}},
+        config={"iiif_process": {"size_rules": "3"}},
+    )
+    assert status == 0, results
+    assert results[key]["dimensions"] == {"k": [120, 80], "u": [240, 160]}
