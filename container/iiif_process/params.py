@@ -108,6 +108,9 @@ class Size:
             if enlarge:
                 return self.w, self.h
             return min(self.w, width), min(self.h, height)
+        # go-iiif's arithmetic (image/transformation.go), so that dimensions match its own: the
+        # computed side is truncated, int(float(side) * ratio) (6000x4000 at !1024,768 gives
+        # 1024x682, not 683), and pct:n is the ceiling of n / 100 * side.
         if self.kind == "w":
             scale = self.w / width
         elif self.kind == "h":
@@ -119,14 +122,17 @@ class Size:
         if not enlarge and scale > 1:
             return width, height
         if self.kind == "w":
-            tw, th = self.w, round(height * scale)
+            tw, th = self.w, int(height * scale)
         elif self.kind == "h":
-            tw, th = round(width * scale), self.h
-        else:
-            tw, th = round(width * scale), round(height * scale)
-            if self.kind == "fit":
-                # Keep the confining box exact despite rounding.
-                tw, th = min(tw, self.w), min(th, self.h)
+            tw, th = int(width * scale), self.h
+        elif self.kind == "pct":
+            tw, th = math.ceil(scale * width), math.ceil(scale * height)
+        elif self.w / width <= self.h / height:  # fit, confined by the width
+            # The box's side is exact: go-iiif's int(width * (w / width)) is one short for
+            # some widths (float rounding: 1023 for a 1122-wide image at !1024,768).
+            tw, th = self.w, int(height * scale)
+        else:  # fit, confined by the height
+            tw, th = int(width * scale), self.h
         return max(tw, 1), max(th, 1)
 
 

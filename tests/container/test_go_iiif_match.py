@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 from iiif_process.config import parse_config
+from iiif_process.defaults import DEFAULT_INSTRUCTIONS
 from iiif_process.errors import ConfigError
 from iiif_process.params import parse_size
 
@@ -85,3 +86,54 @@ def test_size_rules_3_in_the_config_keep_a_small_image_small(ws: Workspace) -> N
     )
     assert status == 0, results
     assert results[key]["dimensions"] == {"k": [120, 80], "u": [240, 160]}
+
+
+# 2. The computed side is truncated as go-iiif does.
+
+
+@pytest.mark.parametrize(
+    ("source", "size", "dims"),
+    [
+        ((6000, 4000), "!1024,768", (1024, 682)),  # observed: rounding would give 683
+        ((6000, 4000), "!640,480", (640, 426)),  # observed: rounding would give 427
+        ((6000, 4000), "!2048,1536", (2048, 1365)),
+        ((451, 300), "!2048,1536", (2048, 1362)),  # observed
+        ((451, 300), "!1024,768", (1024, 681)),  # observed
+        ((6000, 4000), "1024,", (1024, 682)),
+        ((4000, 6000), ",1024", (682, 1024)),
+        ((601, 401), "pct:12.5", (76, 51)),  # go-iiif: the ceiling of 75.125 and 50.125
+        ((400, 600), "!1024,768", (512, 768)),  # confined by the height
+    ],
+)
+def test_computed_side_is_truncated_as_go_iiif_does(
+    source: tuple[int, int], size: str, dims: tuple[int, int]
+) -> None:
+    assert parse_size(size).target(*source) == dims
+
+
+def test_fit_size_keeps_the_box_side_where_go_iiif_float_arithmetic_is_one_short() -> None:
+    # go-iiif: int(1122 * (1024 / 1122)) = 1023. A !1024,768 derivative is 1024 wide here.
+    assert int(1122 * (1024 / 1122)) == 1023
+    assert parse_size("!1024,768").target(1122, 748) == (1024, 682)
+    assert parse_size("!768,1024").target(748, 1122) == (682, 1024)
+
+
+def test_default_set_dimensions_match_go_iiif(ws: Workspace) -> None:
+    # A 3:2 photo, as the observed 6000x4000 one: go-iiif's b and z are 1024x682 and 640x426.
+    key = ws.put("photo.jpg", gen.jpeg(gen.gradient(1500, 1000)))
+    status, results = ws.run([key], DEFAULT_INSTRUCTIONS)
+    assert status == 0, results
+    assert results[key]["dimensions"] == {
+        "b": [1024, 682],
+        "c": [800, 533],
+        "dc": [800, 533],
+        "ds": [320, 320],
+        "k": [2048, 1365],
+        "n": [320, 213],
+        "o": [1500, 1000],
+        "s": [320, 320],
+        "z": [640, 426],
+    }
+    for label, uri in results[key]["uris"].items():
+        image = ws.image(uri)
+        assert [image.width, image.height] == results[key]["dimensions"][label], label

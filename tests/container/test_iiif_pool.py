@@ -69,7 +69,7 @@ def test_worker_processes_return_every_uri_in_input_order(tmp_path: Path) -> Non
     uris = [f"{i}.jpg" for i in range(5)]
     results, _ = _run(tmp_path, uris)
     assert list(results) == uris
-    assert all(results[uri]["dimensions"]["a"] == [40, 27] for uri in uris)
+    assert all(results[uri]["dimensions"]["a"] == [40, 26] for uri in uris)
 
 
 def test_a_killed_worker_is_an_error_entry_for_its_uri(tmp_path: Path) -> None:
