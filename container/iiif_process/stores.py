@@ -175,6 +175,30 @@ def memory_store(name: str = "") -> MemoryStore:
         return _MEMORY.setdefault(name, MemoryStore(name))
 
 
+# Derivatives and reports on disk: readable by all (a web server's user), as go-iiif writes them;
+# the folders made for them likewise, whatever the process's umask.
+FILE_MODE = 0o644
+DIR_MODE = 0o755
+
+
+def _make_dirs(directory: str) -> None:
+    """``os.makedirs`` whose new folders get :data:`DIR_MODE` whatever the umask."""
+    missing: list[str] = []
+    path = directory
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for path in reversed(missing):
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue  # made meanwhile by another worker
+        os.chmod(path, DIR_MODE)
+
+
 class DiskStore:
     """A directory on local disk (``file:///dir``, seed ``Disk``)."""
 
@@ -204,13 +228,15 @@ class DiskStore:
         path = self._path(key)
         directory = os.path.dirname(path)
         try:
-            os.makedirs(directory, exist_ok=True)
+            _make_dirs(directory)
             # Re-check after creating directories: a symlink planted on the way must not lead out.
             real = os.path.realpath(directory)
             if real != self.root and not real.startswith(self.root + os.sep):
                 raise UnsafeURIError(f"key {key!r} resolves outside {self.root}")
             fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-")
             try:
+                # 0644 whatever the umask, as go-iiif writes them (mkstemp makes 0600).
+                os.fchmod(fd, FILE_MODE)
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
                 # Atomic: readers see the old object or the whole new one, never a partial file.

@@ -6,6 +6,10 @@ this tool) and from go-iiif's own code (image/transformation.go, go-atkinson, go
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterator
+
 import pytest
 from iiif_process.config import parse_config
 from iiif_process.defaults import DEFAULT_INSTRUCTIONS
@@ -137,3 +141,35 @@ def test_default_set_dimensions_match_go_iiif(ws: Workspace) -> None:
     for label, uri in results[key]["uris"].items():
         image = ws.image(uri)
         assert [image.width, image.height] == results[key]["dimensions"][label], label
+
+
+# 3. Files on disk are 0644 (folders 0755) whatever the umask.
+
+
+@pytest.fixture
+def strict_umask() -> Iterator[None]:
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def test_derivatives_on_disk_are_written_with_mode_0644(ws: Workspace, strict_umask: None) -> None:
+    key = ws.put("photo.jpg", gen.jpeg())
+    status, results = ws.run(
+        [key], {"a": {"size": "!60,60"}, "b": {"size": "full"}}, args=["-report"]
+    )
+    assert status == 0, results
+    files = sorted(p for p in ws.out.rglob("*") if p.is_file())
+    assert len(files) == 3  # two derivatives and the report
+    assert {stat.S_IMODE(p.stat().st_mode) for p in files} == {0o644}
+
+
+def test_folders_made_for_derivatives_are_0755(ws: Workspace, strict_umask: None) -> None:
+    key = ws.put("photo.jpg", gen.jpeg())
+    status, results = ws.run([key])
+    assert status == 0, results
+    folders = [p for p in ws.out.rglob("*") if p.is_dir()]
+    assert len(folders) == 4  # photo.jpg/full/full/0
+    assert {stat.S_IMODE(p.stat().st_mode) for p in folders} == {0o755}
