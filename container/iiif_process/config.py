@@ -24,6 +24,10 @@ DEFAULT_MAX_PIXELS = 200_000_000
 # Default source size limit: 4 GiB, a large master that still fits a task's 20 GiB scratch disk
 # several times over (one per worker). Kept equal to the trigger's maxSourceBytes default.
 DEFAULT_MAX_SOURCE_BYTES = 4 << 30
+# JPEG quality of the derivatives (iiif_process.jpeg_quality). go-iiif writes 100, which makes a
+# 24 MP `o` twice the size of a typical camera JPEG for no visible gain; 75 is libvips' default and
+# visually transparent at the sizes a collections site shows.
+DEFAULT_JPEG_QUALITY = 75
 SERVICES = ("palette", "blurhash", "imagehash")
 _KNOWN_BLOCKS = {
     "level",
@@ -80,6 +84,7 @@ class Config:
     workers: int = 0  # 0 = one per available CPU
     memory_budget_mb: int = 0  # 0 = 70 % of the task's (cgroup) memory
     size_rules: str = DEFAULT_SIZE_RULES  # "2.1": `!w,h` may enlarge (go-iiif); "3": only `^`
+    jpeg_quality: int = DEFAULT_JPEG_QUALITY  # 1..100 (go-iiif: 100)
 
 
 def _norm_prefix(prefix: str) -> str:
@@ -167,6 +172,14 @@ def _size_rules(value: Any) -> str:
     return value
 
 
+def _jpeg_quality(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100:
+        raise ConfigError(
+            f"iiif_process.jpeg_quality must be a whole number from 1 to 100, not {value!r}"
+        )
+    return value
+
+
 def _disabled_features(features: Any) -> frozenset[str]:
     if not isinstance(features, Mapping):
         return frozenset()
@@ -247,6 +260,7 @@ def parse_config(data: Any) -> Config:
             own.get("memory_budget_mb", 0), "iiif_process.memory_budget_mb"
         ),
         size_rules=_size_rules(own.get("size_rules", DEFAULT_SIZE_RULES)),
+        jpeg_quality=_jpeg_quality(own.get("jpeg_quality", DEFAULT_JPEG_QUALITY)),
     )
 
 

@@ -124,7 +124,12 @@ def _render(
 ) -> tuple[list[Rendered], dict[str, Any]]:
     """Every derivative and the services; with a ``side`` thread, the full-size derivatives are
     encoded there while this thread makes the resized ones."""
-    renderer = Renderer(image, keep_metadata=config.keep_metadata, size_rules=config.size_rules)
+    renderer = Renderer(
+        image,
+        keep_metadata=config.keep_metadata,
+        size_rules=config.size_rules,
+        jpeg_quality=config.jpeg_quality,
+    )
     offloaded: dict[int, Future[Rendered]] = {}
     if side is not None and not all(_full_size(ins) for ins in instructions):
         offloaded = {

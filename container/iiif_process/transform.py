@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import pyvips
 
+from .config import DEFAULT_JPEG_QUALITY
 from .errors import ImageRejectedError, ParameterError
 from .params import DEFAULT_SIZE_RULES, Instruction, Quality, Rotation
 
@@ -34,7 +35,7 @@ ALLOWED_LOADERS = {
 }
 _ALLOWED_NICKS = {"jpegload", "pngload", "webpload", "tiffload", "gifload"}
 
-JPEG_Q = 75
+JPEG_Q = DEFAULT_JPEG_QUALITY
 _configured = False
 _configure_lock = threading.Lock()
 log = logging.getLogger(__name__)
@@ -549,14 +550,16 @@ def _with_metadata(image: pyvips.Image, meta: Metadata) -> tuple[pyvips.Image, i
     return image, keep, options
 
 
-def encode(image: pyvips.Image, fmt: str, meta: Metadata | None = None) -> bytes:
-    """Encode to ``fmt`` in memory: JPEG Q75 (alpha flattened onto white), PNG, WebP, deflate
-    TIFF, GIF, carrying only the metadata ``meta`` allows (default: none)."""
+def encode(
+    image: pyvips.Image, fmt: str, meta: Metadata | None = None, jpeg_quality: int = JPEG_Q
+) -> bytes:
+    """Encode to ``fmt`` in memory: JPEG at ``jpeg_quality`` (alpha flattened onto white), PNG,
+    WebP, deflate TIFF, GIF, carrying only the metadata ``meta`` allows (default: none)."""
     if fmt == "jpg" and image.hasalpha():
         image = image.flatten(background=255)
     image, keep, options = _with_metadata(image, meta or Metadata())
     if fmt == "jpg":
-        return image.jpegsave_buffer(Q=JPEG_Q, keep=keep, **options)
+        return image.jpegsave_buffer(Q=jpeg_quality, keep=keep, **options)
     if fmt == "png":
         return image.pngsave_buffer(keep=keep, **options)
     if fmt == "webp":
@@ -578,10 +581,12 @@ class Renderer:
         source: SourceImage,
         keep_metadata: bool = False,
         size_rules: str = DEFAULT_SIZE_RULES,
+        jpeg_quality: int = JPEG_Q,
     ) -> None:
         self.source = source
         self.keep_metadata = keep_metadata
         self.size_rules = size_rules  # when a size may enlarge: "2.1" (go-iiif) or "3"
+        self.jpeg_quality = jpeg_quality
 
     def metadata(self, instruction: Instruction) -> Metadata:
         """What the derivative of ``instruction`` carries besides pixels."""
@@ -596,7 +601,7 @@ class Renderer:
         """Make one derivative, encoded, in memory."""
         try:
             image = self._image(instruction)
-            data = encode(image, instruction.format, self.metadata(instruction))
+            data = encode(image, instruction.format, self.metadata(instruction), self.jpeg_quality)
         except pyvips.Error as exc:
             raise ImageRejectedError(
                 f"derivative {instruction.label!r} failed: {vips_message(exc)}"

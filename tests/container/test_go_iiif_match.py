@@ -173,3 +173,48 @@ def test_folders_made_for_derivatives_are_0755(ws: Workspace, strict_umask: None
     folders = [p for p in ws.out.rglob("*") if p.is_dir()]
     assert len(folders) == 4  # photo.jpg/full/full/0
     assert {stat.S_IMODE(p.stat().st_mode) for p in folders} == {0o755}
+
+
+# 4. A JPEG quality setting.
+
+
+def _ijg_luma_dc(quality: int) -> int:
+    """The first luminance quantiser of libjpeg's tables at ``quality`` (IJG scaling of 16)."""
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return max(1, (16 * scale + 50) // 100)
+
+
+def _luma_dc(jpeg: bytes) -> int:
+    """The first value of the first quantisation table (DQT) of a baseline JPEG."""
+    at = jpeg.index(b"\xff\xdb")
+    return jpeg[at + 5]
+
+
+def test_jpeg_quality_defaults_to_75() -> None:
+    assert parse_config(_config()).jpeg_quality == 75
+
+
+@pytest.mark.parametrize("quality", [100, 90, 40])
+def test_jpeg_quality_setting_sets_the_derivatives_quality(ws: Workspace, quality: int) -> None:
+    key = ws.put("photo.jpg", gen.jpeg())
+    status, results = ws.run([key], config={"iiif_process": {"jpeg_quality": quality}})
+    assert status == 0, results
+    assert _luma_dc(ws.read(results[key]["uris"]["a"])) == _ijg_luma_dc(quality)
+
+
+def test_jpeg_quality_default_is_written(ws: Workspace) -> None:
+    key = ws.put("photo.jpg", gen.jpeg())
+    status, results = ws.run([key])
+    assert status == 0, results
+    assert _luma_dc(ws.read(results[key]["uris"]["a"])) == _ijg_luma_dc(75) == 8
+
+
+@pytest.mark.parametrize("value", [0, 101, -5, 75.0, "75", True, None])
+def test_jpeg_quality_setting_rejects_other_values_naming_it(value: object) -> None:
+    with pytest.raises(ConfigError, match=r"iiif_process\.jpeg_quality must be a whole number"):
+        parse_config(_config(jpeg_quality=value))
+
+
+@pytest.mark.parametrize("value", [1, 100])
+def test_jpeg_quality_setting_accepts_its_bounds(value: int) -> None:
+    assert parse_config(_config(jpeg_quality=value)).jpeg_quality == value
