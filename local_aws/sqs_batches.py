@@ -305,7 +305,8 @@ class LambdaPollers:
                 if not self._deliver(mapping, queue_url):
                     self._stop.wait(_IDLE_SLEEP_SECONDS)
         except Exception as error:
-            if not self._stop.is_set():
+            gone = "NonExistentQueue" in str(error)  # the emulator was reset: nothing to say
+            if not self._stop.is_set() and not gone:
                 print(f"sqs poller {uuid}: stopped: {error!r}", file=sys.stderr)
         finally:
             with self._lock:
