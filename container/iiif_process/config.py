@@ -29,6 +29,10 @@ DEFAULT_MAX_SOURCE_BYTES = 4 << 30
 # visually transparent at the sizes a collections site shows.
 DEFAULT_JPEG_QUALITY = 75
 SERVICES = ("palette", "blurhash", "imagehash")
+# The named colour lists a palette entry's `closest` may come from (go-colours' palettes), and
+# go-iiif's default ones.
+PALETTE_LISTS = ("crayola", "css3", "css4")
+PALETTE_LISTS_DEFAULT = ("crayola", "css4")
 _KNOWN_BLOCKS = {
     "level",
     "profile",
@@ -85,6 +89,7 @@ class Config:
     memory_budget_mb: int = 0  # 0 = 70 % of the task's (cgroup) memory
     size_rules: str = DEFAULT_SIZE_RULES  # "2.1": `!w,h` may enlarge (go-iiif); "3": only `^`
     jpeg_quality: int = DEFAULT_JPEG_QUALITY  # 1..100 (go-iiif: 100)
+    palette_lists: tuple[str, ...] = PALETTE_LISTS_DEFAULT  # named colours for `closest`
 
 
 def _norm_prefix(prefix: str) -> str:
@@ -180,6 +185,26 @@ def _jpeg_quality(value: Any) -> int:
     return value
 
 
+def _palette_lists(entries: Any, key: str, where: str) -> tuple[str, ...]:
+    """The named colour lists of ``palette_service.palettes`` (``{"uri": "crayola://"}``) or the
+    seed's ``palette.palette`` (``{"name": "crayola"}``)."""
+    if entries is None:
+        return PALETTE_LISTS_DEFAULT
+    if not isinstance(entries, list):
+        raise ConfigError(f"config {where} must be a list")
+    names = []
+    for entry in entries:
+        value = entry.get(key) if isinstance(entry, Mapping) else None
+        name = str(value or "").split(":", 1)[0].lower()
+        if name not in PALETTE_LISTS:
+            raise ConfigError(
+                f"config {where}: unsupported colour list {value!r} (one of "
+                f"{', '.join(PALETTE_LISTS)})"
+            )
+        names.append(name)
+    return tuple(names)
+
+
 def _disabled_features(features: Any) -> frozenset[str]:
     if not isinstance(features, Mapping):
         return frozenset()
@@ -224,16 +249,20 @@ def parse_config(data: Any) -> Config:
     source = parse_store(images["source"], "images.source")
     cache = parse_store(derivatives["cache"], "derivatives.cache")
 
-    palette_count, extruder = 5, "vibrant"
+    palette_count, extruder, palette_lists = 5, "vibrant", PALETTE_LISTS_DEFAULT
     if isinstance(data.get("palette_service"), Mapping):
         extruders = data["palette_service"].get("extruders") or [{}]
         first = extruders[0] if isinstance(extruders[0], Mapping) else {}
         palette_count = _positive_int(first.get("count", 5), "palette_service count")
         extruder = str(first.get("uri", "vibrant://")).split(":", 1)[0] or "vibrant"
+        palette_lists = _palette_lists(
+            data["palette_service"].get("palettes"), "uri", "palette_service.palettes"
+        )
     elif isinstance(data.get("palette"), Mapping):
         first = data["palette"].get("extruder") or {}
         palette_count = _positive_int(first.get("count", 5), "palette extruder count")
         extruder = str(first.get("name", "vibrant")) or "vibrant"
+        palette_lists = _palette_lists(data["palette"].get("palette"), "name", "palette.palette")
     blurhash = data.get("blurhash_service") or data.get("blurhash") or {}
     own = data.get("iiif_process") or {}
     if not isinstance(own, Mapping) or not isinstance(blurhash, Mapping):
@@ -245,6 +274,7 @@ def parse_config(data: Any) -> Config:
         disabled_features=_disabled_features(data.get("features")),
         palette_count=max(1, palette_count),
         palette_extruder=extruder,
+        palette_lists=palette_lists,
         blurhash_x=min(9, max(1, _positive_int(blurhash.get("x", 8), "blurhash x"))),
         blurhash_y=min(9, max(1, _positive_int(blurhash.get("y", 8), "blurhash y"))),
         blurhash_size=max(1, _positive_int(blurhash.get("size", 200), "blurhash size")),

@@ -30,7 +30,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "level": {"compliance": "2"},
     "profile": {"services": {"enable": ["palette", "blurhash", "imagehash"]}},
     "palette_service": {
-        "extruders": [{"uri": "vibrant://", "count": 5}],
+        "extruders": [{"uri": "marekm4://", "count": 5}],
         "grid": {"uri": "euclidian://"},
         "palettes": [{"uri": "crayola://"}, {"uri": "css4://"}],
     },

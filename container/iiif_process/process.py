@@ -155,6 +155,7 @@ def _render(
                 y=config.blurhash_y,
                 count=config.palette_count,
                 extruder=config.palette_extruder,
+                colour_lists=config.palette_lists,
             )
     finally:
         # Never leave a side job running on pixels that are about to be freed.

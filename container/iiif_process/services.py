@@ -3,14 +3,20 @@ sRGB copy of the (EXIF-oriented) image.
 
 The algorithms follow the libraries go-iiif uses (blurhash's reference encoder, goimagehash's
 average and difference hashes); values can differ from go-iiif's in the last bits because the
-downscaling filters differ. The palette is a population-ranked colour quantisation reported in
-go-iiif's shape ``{"name", "hex", "reference"}``.
+downscaling filters differ. The palette comes from the configured extruder (``marekm4``, go-iiif
+v8's default: marekm4/color-extractor's eight colour cubes; any other name: a population-ranked
+colour quantisation) and is reported in go-iiif v8's shape ``{"name", "hex", "reference",
+"closest"}``, where ``closest`` holds the nearest colour of each configured list (``crayola``,
+``css4``, ``css3``) by go-colours' euclidian grid.
 """
 
 from __future__ import annotations
 
 import array
+import functools
+import json
 import math
+from importlib import resources
 from typing import Any
 
 import pyvips
@@ -129,7 +135,89 @@ def imagehash(image: pyvips.Image) -> dict[str, str]:
     return {"average": f"a:{average:016x}", "difference": f"d:{difference:016x}"}
 
 
-def palette(image: pyvips.Image, count: int, reference: str) -> list[dict[str, str]]:
+# The named colour lists of go-colours (public data, kept in the order go-colours lists them).
+COLOUR_LISTS = ("crayola", "css3", "css4")
+DEFAULT_COLOUR_LISTS = ("crayola", "css4")  # go-iiif's default palettes
+
+
+@functools.cache
+def colour_list(name: str) -> tuple[tuple[str, str, tuple[int, int, int]], ...]:
+    """The colours of a named list as (name, hex, (r, g, b)), in go-colours' order."""
+    data = json.loads(resources.files(__package__).joinpath("colour_names.json").read_text())
+    return tuple(
+        (
+            colour,
+            hex_value,
+            (int(hex_value[1:3], 16), int(hex_value[3:5], 16), int(hex_value[5:7], 16)),
+        )
+        for colour, hex_value in data["palettes"][name]
+    )
+
+
+def closest(rgb: tuple[int, int, int], list_name: str) -> dict[str, str]:
+    """The nearest colour of a named list, as go-colours' euclidian grid picks it: the least
+    squared RGB distance, and of equally near colours the last listed."""
+    best: tuple[str, str] = ("", "")
+    best_distance = -1
+    for name, hex_value, (r, g, b) in colour_list(list_name):
+        distance = (r - rgb[0]) ** 2 + (g - rgb[1]) ** 2 + (b - rgb[2]) ** 2
+        if best_distance < 0 or distance <= best_distance:
+            best, best_distance = (name, hex_value), distance
+    return {"name": best[0], "hex": best[1], "reference": list_name}
+
+
+def marekm4_colours(image: pyvips.Image, count: int) -> list[tuple[int, int, int]]:
+    """marekm4/color-extractor (go-iiif v8's default extruder): pixels sorted into the eight
+    cubes of the RGB cube's halves, each cube's mean colour, most populous first, cubes under 1 %
+    of the (alpha-weighted) pixels left out."""
+    if image.hasalpha():
+        colour = image.extract_band(0, n=image.bands - 1)
+        weight = image.extract_band(image.bands - 1).cast("double") / 255
+    else:
+        colour, weight = image, None
+    if colour.bands == 1:
+        colour = colour.bandjoin([colour, colour])
+    colour = colour.cast("uchar")
+    high = colour >> 7  # each channel's half: 0 or 1
+    index = (high[0] << 2 | high[1] << 1 | high[2]).cast("uchar")
+    if weight is None:
+        weight = pyvips.Image.black(colour.width, colour.height) + 1
+    weighted = (colour.cast("double") * weight).bandjoin(weight)
+    sums = weighted.hist_find_indexed(index)  # per cube: sum of r, g, b and of the weights
+    values = array.array("d")
+    values.frombytes(sums.cast("double").write_to_memory())
+    cubes = [values[i * 4 : i * 4 + 4] for i in range(sums.width)]
+    total = sum(c[3] for c in cubes)
+    ranked = sorted((c for c in cubes if c[3] > 0), key=lambda c: -c[3])  # stable, as Go's
+    result = []
+    for r, g, b, n in ranked:
+        if n / total > 0.01:
+            result.append(tuple(math.floor(v / n + 0.5) for v in (r, g, b)))  # Go's math.Round
+    return result[:count]
+
+
+def palette(
+    image: pyvips.Image,
+    count: int,
+    reference: str,
+    lists: tuple[str, ...] = DEFAULT_COLOUR_LISTS,
+) -> list[dict[str, Any]]:
+    """The image's colours in go-iiif v8's shape, each with its ``closest`` named colours."""
+    if reference == "marekm4":
+        colours = marekm4_colours(image, count)
+    else:
+        colours = quantised_colours(image, count)
+    result: list[dict[str, Any]] = []
+    for rgb in colours:
+        hex_value = "#{:02x}{:02x}{:02x}".format(*rgb)
+        entry: dict[str, Any] = {"name": hex_value, "hex": hex_value, "reference": reference}
+        if lists:  # go-iiif omits an empty closest
+            entry["closest"] = [closest(rgb, name) for name in lists]
+        result.append(entry)
+    return result
+
+
+def quantised_colours(image: pyvips.Image, count: int) -> list[tuple[int, int, int]]:
     """The ``count`` dominant, mutually distinct colours, most populous first."""
     image = _rgb(image)
     w, h = fit_box(image.width, image.height, 100)
@@ -158,21 +246,24 @@ def palette(image: pyvips.Image, count: int, reference: str) -> list[dict[str, s
                 chosen.append(colour)
         if len(chosen) >= count:
             break
-    result = []
-    for r, g, b in chosen:
-        hex_value = f"#{r:02x}{g:02x}{b:02x}"
-        result.append({"name": hex_value, "hex": hex_value, "reference": reference})
-    return result
+    return chosen
 
 
 def compute_services(
-    names: tuple[str, ...], thumbnail: pyvips.Image, *, x: int, y: int, count: int, extruder: str
+    names: tuple[str, ...],
+    thumbnail: pyvips.Image,
+    *,
+    x: int,
+    y: int,
+    count: int,
+    extruder: str,
+    colour_lists: tuple[str, ...] = DEFAULT_COLOUR_LISTS,
 ) -> dict[str, Any]:
     """Run the enabled services on a thumbnail; returns report fields keyed by service name."""
     out: dict[str, Any] = {}
     for name in names:
         if name == "palette":
-            out["palette"] = palette(thumbnail, count, extruder)
+            out["palette"] = palette(thumbnail, count, extruder, colour_lists)
         elif name == "blurhash":
             out["blurhash"] = blurhash(thumbnail, x, y)
         elif name == "imagehash":

@@ -11,10 +11,12 @@ import stat
 from collections.abc import Iterator
 
 import pytest
+import pyvips
 from iiif_process.config import parse_config
-from iiif_process.defaults import DEFAULT_INSTRUCTIONS
+from iiif_process.defaults import DEFAULT_INSTRUCTIONS, default_config
 from iiif_process.errors import ConfigError
 from iiif_process.params import parse_size
+from iiif_process.services import closest, colour_list, marekm4_colours, palette
 
 from . import iiif_images as gen
 from .conftest import Workspace
@@ -218,3 +220,137 @@ def test_jpeg_quality_setting_rejects_other_values_naming_it(value: object) -> N
 @pytest.mark.parametrize("value", [1, 100])
 def test_jpeg_quality_setting_accepts_its_bounds(value: int) -> None:
     assert parse_config(_config(jpeg_quality=value)).jpeg_quality == value
+
+
+# 5. Palette entries carry `closest` (crayola, css4); defaults:// names marekm4 as go-iiif v8.
+
+
+def _pixels(counts: list[tuple[tuple[int, int, int], int]]) -> pyvips.Image:
+    """A one-row sRGB image holding each colour ``count`` times."""
+    data = b"".join(bytes(rgb) * n for rgb, n in counts)
+    width = sum(n for _, n in counts)
+    return pyvips.Image.new_from_memory(data, width, 1, 3, "uchar").copy(interpretation="srgb")
+
+
+@pytest.mark.parametrize(
+    ("rgb", "list_name", "expected"),
+    [
+        ((0, 0, 0), "crayola", {"name": "Black", "hex": "#000000", "reference": "crayola"}),
+        ((255, 255, 255), "crayola", {"name": "White", "hex": "#ffffff", "reference": "crayola"}),
+        ((254, 1, 0), "css4", {"name": "red", "hex": "#ff0000", "reference": "css4"}),
+        ((250, 250, 250), "css4", {"name": "snow", "hex": "#fffafa", "reference": "css4"}),
+        # snow (#fffafa, listed 36th) and ghostwhite (#f8f8ff, 114th) are both 38 away:
+        # go-colours' grid keeps the last listed.
+        ((249, 249, 249), "css4", {"name": "ghostwhite", "hex": "#f8f8ff", "reference": "css4"}),
+    ],
+)
+def test_closest_picks_the_nearest_named_colour_as_go_colours_does(
+    rgb: tuple[int, int, int], list_name: str, expected: dict[str, str]
+) -> None:
+    assert closest(rgb, list_name) == expected
+
+
+def test_colour_lists_are_go_colours_lists() -> None:
+    assert (len(colour_list("crayola")), len(colour_list("css4")), len(colour_list("css3"))) == (
+        149,
+        139,
+        138,
+    )
+    assert colour_list("crayola")[0][:2] == ("Tickle Me Pink", "#fc89ac")
+    assert colour_list("css4")[0][:2] == ("navy", "#000080")
+
+
+def test_marekm4_extruder_gives_the_cubes_means_most_populous_first() -> None:
+    image = _pixels(
+        [
+            ((200, 30, 30), 600),  # cube r+: 60 %
+            ((20, 40, 220), 150),  # cube b+: 30 %, mean (30, 50, 210)
+            ((40, 60, 200), 150),
+            ((240, 240, 240), 95),  # cube r+g+b+: 9.5 %
+            ((0, 255, 0), 5),  # cube g+: 0.5 %, under 1 %: left out
+        ]
+    )
+    assert marekm4_colours(image, 5) == [(200, 30, 30), (30, 50, 210), (240, 240, 240)]
+    assert marekm4_colours(image, 2) == [(200, 30, 30), (30, 50, 210)]
+
+
+def test_palette_entries_carry_closest_in_go_iiif_v8_shape() -> None:
+    image = _pixels([((0, 0, 0), 70), ((255, 255, 255), 30)])
+    assert palette(image, 5, "marekm4") == [
+        {
+            "name": "#000000",
+            "hex": "#000000",
+            "reference": "marekm4",
+            "closest": [
+                {"name": "Black", "hex": "#000000", "reference": "crayola"},
+                {"name": "black", "hex": "#000000", "reference": "css4"},
+            ],
+        },
+        {
+            "name": "#ffffff",
+            "hex": "#ffffff",
+            "reference": "marekm4",
+            "closest": [
+                {"name": "White", "hex": "#ffffff", "reference": "crayola"},
+                {"name": "white", "hex": "#ffffff", "reference": "css4"},
+            ],
+        },
+    ]
+
+
+def test_defaults_name_the_marekm4_extruder_as_go_iiif_v8() -> None:
+    config = parse_config(default_config())
+    assert (config.palette_extruder, config.palette_lists) == ("marekm4", ("crayola", "css4"))
+
+
+def test_palette_lists_follow_the_config() -> None:
+    seed = parse_config(
+        {**_config(), "palette": {"extruder": {"name": "marekm4"}, "palette": [{"name": "css3"}]}}
+    )
+    v8 = parse_config(
+        {**_config(), "palette_service": {"palettes": [{"uri": "css4://"}, {"uri": "crayola://"}]}}
+    )
+    assert (seed.palette_lists, v8.palette_lists) == (("css3",), ("css4", "crayola"))
+
+
+def test_palette_lists_reject_an_unknown_list_naming_it() -> None:
+    with pytest.raises(ConfigError, match=r"palette_service\.palettes: unsupported colour list"):
+        parse_config({**_config(), "palette_service": {"palettes": [{"uri": "pantone://"}]}})
+
+
+def test_report_palette_has_closest_colours(ws: Workspace) -> None:
+    key = ws.put("photo.jpg", gen.jpeg(gen.gradient(240, 160)))
+    status, results = ws.run([key], config={"profile": {"services": {"enable": ["palette"]}}})
+    assert status == 0, results
+    entries = results[key]["palette"]
+    assert 2 <= len(entries) <= 5
+    for entry in entries:
+        rgb = tuple(int(entry["hex"][i : i + 2], 16) for i in (1, 3, 5))
+        assert entry["closest"] == [closest(rgb, "crayola"), closest(rgb, "css4")]
+
+
+def test_palette_named_marekm4_uses_the_marekm4_extruder() -> None:
+    image = _pixels(
+        [((200, 30, 30), 60), ((20, 40, 220), 15), ((40, 60, 200), 15), ((240,) * 3, 10)]
+    )
+    assert [entry["hex"] for entry in palette(image, 5, "marekm4")] == [
+        "#c81e1e",
+        "#1e32d2",
+        "#f0f0f0",
+    ]
+
+
+def test_report_palette_closest_follows_the_configured_lists(ws: Workspace) -> None:
+    key = ws.put("photo.jpg", gen.jpeg(gen.gradient(240, 160)))
+    config = {
+        "profile": {"services": {"enable": ["palette"]}},
+        "palette_service": {"extruders": [{"uri": "marekm4://"}], "palettes": [{"uri": "css3://"}]},
+    }
+    status, results = ws.run([key], config=config)
+    assert status == 0, results
+    entries = results[key]["palette"]
+    assert entries
+    assert {entry["reference"] for entry in entries} == {"marekm4"}
+    for entry in entries:
+        rgb = tuple(int(entry["hex"][i : i + 2], 16) for i in (1, 3, 5))
+        assert entry["closest"] == [closest(rgb, "css3")]

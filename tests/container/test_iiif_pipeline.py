@@ -252,7 +252,7 @@ def test_services_are_added_when_enabled(ws: Workspace, photo: str) -> None:
     _, results = ws.run([photo], config=config)
     report = results[photo]
     assert len(report["palette"]) == 5
-    assert set(report["palette"][0]) == {"name", "hex", "reference"}
+    assert set(report["palette"][0]) == {"name", "hex", "reference", "closest"}
     assert len(report["blurhash"]) == 6 + 2 * 63  # 8x8 components
     assert report["imagehash"]["average"].startswith("a:")
     assert report["imagehash"]["difference"].startswith("d:")
