@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import struct
 import threading
 from collections.abc import Iterator
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 
 import pyvips
 
+from .atkinson import atkinson
 from .config import DEFAULT_JPEG_QUALITY
 from .errors import ImageRejectedError, ParameterError
 from .params import DEFAULT_SIZE_RULES, Instruction, Quality, Rotation
@@ -442,31 +442,14 @@ def _join_alpha(image: pyvips.Image, alpha: pyvips.Image | None) -> pyvips.Image
     return image if alpha is None else image.bandjoin(alpha)
 
 
-_BAYER8 = [
-    [0, 32, 8, 40, 2, 34, 10, 42],
-    [48, 16, 56, 24, 50, 18, 58, 26],
-    [12, 44, 4, 36, 14, 46, 6, 38],
-    [60, 28, 52, 20, 62, 30, 54, 22],
-    [3, 35, 11, 43, 1, 33, 9, 41],
-    [51, 19, 59, 27, 49, 17, 57, 25],
-    [15, 47, 7, 39, 13, 45, 5, 37],
-    [63, 31, 55, 23, 61, 29, 53, 21],
-]
-
-
 def _gray(image: pyvips.Image) -> pyvips.Image:
     return image if image.bands == 1 else image.colourspace("b-w")
 
 
 def dither(image: pyvips.Image) -> pyvips.Image:
-    """Black-and-white ordered (8x8 Bayer) dither of the grey levels."""
+    """go-iiif's dither: Atkinson error diffusion to black and white (alpha kept)."""
     colour, alpha = _split_alpha(image)
-    grey = _gray(colour)
-    matrix = pyvips.Image.new_from_array([[(v + 0.5) * 4 for v in row] for row in _BAYER8])
-    tiles = matrix.replicate(math.ceil(grey.width / 8), math.ceil(grey.height / 8))
-    threshold = tiles.crop(0, 0, grey.width, grey.height)
-    out = (grey > threshold).ifthenelse(255, 0).cast("uchar").copy(interpretation="b-w")
-    return _join_alpha(out, alpha)
+    return _join_alpha(atkinson(colour), alpha)
 
 
 def crisp(image: pyvips.Image, radius: float, amount: float, threshold: float) -> pyvips.Image:

@@ -7,11 +7,15 @@ this tool) and from go-iiif's own code (image/transformation.go, go-atkinson, go
 from __future__ import annotations
 
 import os
+import random
 import stat
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 import pyvips
+from iiif_process import atkinson as atkinson_module
+from iiif_process.atkinson import atkinson, go_grey
 from iiif_process.config import parse_config
 from iiif_process.defaults import DEFAULT_INSTRUCTIONS, default_config
 from iiif_process.errors import ConfigError
@@ -354,3 +358,107 @@ def test_report_palette_closest_follows_the_configured_lists(ws: Workspace) -> N
     for entry in entries:
         rgb = tuple(int(entry["hex"][i : i + 2], 16) for i in (1, 3, 5))
         assert entry["closest"] == [closest(rgb, "css3")]
+
+
+# 6. Dither diffuses error as go-iiif's Atkinson dither (go-atkinson) does.
+
+
+def _go_atkinson(grey: list[list[int]]) -> list[list[int]]:
+    """go-atkinson's Dither, line for line (its 8-bit pixels wrap around: uint8(int16(v) + e))."""
+    height, width = len(grey), len(grey[0])
+    pixels = [list(row) for row in grey]
+    for y in range(height):
+        for x in range(width):
+            value = pixels[y][x]
+            mono = 0 if value < 128 else 255
+            error = int((value - mono) / 8)
+            pixels[y][x] = mono
+            for nx, ny in (
+                (x + 1, y),
+                (x - 1, y + 1),
+                (x, y + 1),
+                (x + 1, y + 1),
+                (x + 2, y),
+                (x, y + 2),
+            ):
+                if 0 <= nx < width and 0 <= ny < height:
+                    pixels[ny][nx] = (pixels[ny][nx] + error) & 0xFF
+    return pixels
+
+
+def _grey_image(rows: list[list[int]]) -> pyvips.Image:
+    data = bytes(v for row in rows for v in row)
+    return pyvips.Image.new_from_memory(data, len(rows[0]), len(rows), 1, "uchar")
+
+
+def _rows(image: pyvips.Image) -> list[list[int]]:
+    data = image.write_to_memory()
+    return [list(data[y * image.width : (y + 1) * image.width]) for y in range(image.height)]
+
+
+def test_dither_diffuses_error_as_go_atkinson_by_hand() -> None:
+    # 100 -> 0, error 12 to the next two; 112 -> 0, error 14; 126 -> 0, error 15; 129 -> 255.
+    assert _rows(atkinson(_grey_image([[100, 100, 100, 100]]))) == [[0, 0, 0, 255]]
+
+
+def test_dither_of_flat_grey_is_go_atkinson_pixel_for_pixel() -> None:
+    rows = [[100] * 23 for _ in range(17)]
+    assert _rows(atkinson(_grey_image(rows))) == _go_atkinson(rows)
+
+
+def test_dither_is_go_atkinson_pixel_for_pixel_where_go_does_not_wrap() -> None:
+    # Values of 90..165 never leave 0..255 with six errors of at most 15: go-atkinson exactly.
+    rng = random.Random(12)
+    rows = [[rng.randint(90, 165) for _ in range(61)] for _ in range(37)]
+    assert _rows(atkinson(_grey_image(rows))) == _go_atkinson(rows)
+
+
+def test_dither_saturates_where_go_atkinson_wraps_around() -> None:
+    # go-atkinson: 100 passes 12 to both neighbours; 250 + 12 wraps to 6: both turn black.
+    rows = [[100, 250, 250]]
+    assert _go_atkinson(rows) == [[0, 0, 0]]
+    assert _rows(atkinson(_grey_image(rows))) == [[0, 255, 255]]
+
+
+def test_dither_passes_no_error_beyond_white() -> None:
+    # 120 passes 15 on; the 265s saturate to white and pass nothing, so 126 stays black.
+    # (go-atkinson wraps the 265s to 9 and 10, black, whose errors make 126 white.)
+    rows = [[120, 250, 250, 126]]
+    assert _go_atkinson(rows) == [[0, 0, 0, 255]]
+    assert _rows(atkinson(_grey_image(rows))) == [[0, 255, 255, 0]]
+
+
+def test_dither_carries_the_error_across_strips(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(5)
+    rows = [[rng.randint(90, 165) for _ in range(19)] for _ in range(23)]
+    whole = _rows(atkinson(_grey_image(rows)))
+    monkeypatch.setattr(atkinson_module, "STRIP", 4)
+    assert _rows(atkinson(_grey_image(rows))) == whole == _go_atkinson(rows)
+
+
+@pytest.mark.parametrize(
+    ("rgb", "grey"),
+    [
+        ((255, 255, 255), 255),
+        ((0, 0, 0), 0),
+        ((255, 0, 0), 76),
+        ((0, 255, 0), 150),
+        ((0, 0, 255), 29),
+        ((10, 200, 30), 124),
+        ((0, 21, 154), 30),
+    ],
+)
+def test_dither_greys_with_go_gray_model(rgb: tuple[int, int, int], grey: int) -> None:
+    # Go: (19595 R + 38470 G + 7471 B + 1 << 15) >> 24 on 16-bit values (v * 257).
+    assert go_grey(np.array([[rgb]], dtype=np.uint8), np)[0, 0] == grey
+
+
+def test_dither_quality_is_atkinson_in_the_tool(ws: Workspace) -> None:
+    image = gen.gradient(64, 48)
+    key = ws.put("photo.png", gen.png(image))
+    status, results = ws.run([key], {"d": {"quality": "dither", "format": "png"}})
+    assert status == 0, results
+    out = ws.image(results[key]["uris"]["d"])
+    pixels = np.frombuffer(image.write_to_memory(), dtype=np.uint8).reshape(48, 64, 3)
+    expected = _go_atkinson(go_grey(pixels, np).tolist())
+    assert _rows(out) == expected
