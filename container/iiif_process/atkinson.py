@@ -40,8 +40,12 @@ def _error_table(np: Any) -> Any:
 def go_grey(rgb: Any, np: Any) -> Any:
     """Go's ``color.GrayModel`` of 8-bit sRGB pixels (H x W x 3 uint8): the 16-bit values'
     (19595 R + 38470 G + 7471 B + 2^15) >> 24."""
-    wide = rgb.astype(np.uint64) * 257
-    y = 19595 * wide[..., 0] + 38470 * wide[..., 1] + 7471 * wide[..., 2] + (1 << 15)
+    # 16-bit v is 8-bit v * 257; the largest sum, 4294934528, still fits 32 bits.
+    wide = rgb.astype(np.uint32)
+    y = wide[..., 0] * (19595 * 257)
+    y += wide[..., 1] * (38470 * 257)
+    y += wide[..., 2] * (7471 * 257)
+    y += 1 << 15
     return (y >> 24).astype(np.uint8)
 
 
