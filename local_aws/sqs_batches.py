@@ -312,6 +312,13 @@ class LambdaPollers:
             with self._lock:
                 self._queues.pop(uuid, None)
 
+    def _still_enabled(self, uuid: str) -> bool:
+        client = self._aws.client("lambda")
+        try:
+            return client.get_event_source_mapping(UUID=uuid).get("State") == "Enabled"
+        except client.exceptions.ResourceNotFoundException:
+            return False
+
     def _deliver(self, mapping: dict[str, Any], queue_url: str) -> bool:
         """One batch, if the queue holds any; return whether one was delivered."""
         window = float(mapping.get("MaximumBatchingWindowInSeconds") or 0)
@@ -324,6 +331,11 @@ class LambdaPollers:
                 self._aws, queue_url, int(mapping.get("BatchSize") or 10), window
             )
             if not messages:
+                return False
+            if not self._still_enabled(mapping["UUID"]):
+                # Disabled while these were gathered (hold_event_source_mapping): hand them back,
+                # so that whoever disabled the mapping gets the whole batch.
+                _release(self._aws, queue_url, messages)
                 return False
             started = time.monotonic()
             function_name = mapping["FunctionArn"].split(":")[6]
@@ -343,6 +355,15 @@ class LambdaPollers:
         finally:
             with self._lock:
                 self._in_flight -= 1
+
+
+def _release(aws: EmbeddedAws, queue_url: str, messages: list[dict[str, Any]]) -> None:
+    """Make received messages visible again at once."""
+    sqs = aws.client("sqs")
+    for message in messages:
+        sqs.change_message_visibility(
+            QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
 
 
 def _detach_from_moto(backend: LambdaBackend, mapping: Any) -> None:
