@@ -3,7 +3,8 @@ happens, with UpdateItem only (the task role may do nothing else on the table).
 
 ``processing_at`` when an image starts decoding, then ``succeeded`` (derivatives, seconds, etag
 and size of the object read, recipe, finished_at) or ``failed`` (reason, retryable). Writes go
-through one background thread, in order, so a slow or throttled write never holds up the images;
+through one background thread, in order, so a slow or throttled write never holds up the images
+(except the in-progress mark, written before the decode starts: see ``started``);
 a write that fails is retried with backoff, then logged: it never fails the image.
 """
 
@@ -83,15 +84,14 @@ class Ledger:
     # --- what the run records ------------------------------------------------------------
 
     def started(self, uri: str) -> None:
-        """The image is being decoded (marks it in progress should the task die)."""
+        """The image is about to be decoded: marks it in progress should the task die.
+
+        Written in the caller's thread before it returns, not queued: if the decode kills the
+        whole task, reconcile must find this mark to re-run the image alone rather than re-queue
+        it with its batch mates (a queued write could still be pending at the kill).
+        """
         stamp = now_iso()
-        self._submit(
-            uri,
-            {
-                "set": {"processing_at": stamp, "updated_at": stamp},
-                "created": stamp,
-            },
-        )
+        self.write(uri, {"set": {"processing_at": stamp, "updated_at": stamp}, "created": stamp})
 
     def succeeded(
         self,

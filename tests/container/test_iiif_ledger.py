@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -381,3 +382,25 @@ def test_a_failed_image_sets_reason_retryable_and_clears_in_progress(dynamodb: A
         "retryable": True,
         "processing_at": None,
     }
+
+
+class ThreadRecording:
+    """A real moto client that notes which thread made each UpdateItem."""
+
+    def __init__(self, client: Any) -> None:
+        self.client, self.threads = client, []
+
+    def update_item(self, **request: Any) -> Any:
+        self.threads.append(threading.current_thread())
+        return self.client.update_item(**request)
+
+
+def test_the_in_progress_mark_is_written_before_started_returns(dynamodb: Any) -> None:
+    """A task killed by the decode must leave the mark behind (reconcile re-runs it alone)."""
+    client = ThreadRecording(dynamodb)
+    ledger = Ledger(TABLE, RECIPE, client=client)
+    ledger.started("poison.tif")
+    assert (client.threads, "processing_at" in _items(dynamodb)["poison.tif"]) == (
+        [threading.current_thread()],
+        True,
+    )
