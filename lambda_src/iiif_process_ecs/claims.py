@@ -14,11 +14,12 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .events import ObjectRecord
-from .ledger import ClaimResult, Ledger, LedgerError
+from .ledger import ALREADY_STARTED, ClaimResult, Ledger, LedgerError
 from .logs import log
 from .settings import Settings
 
 NO_SUCH_OBJECT = "no such object"
+CLAIM_IN_FLIGHT = "claimed by another invocation, no task recorded yet: delivered again later"
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 # DynamoDB's limit on a partition key value; longer (unsafe) keys cannot have an item.
 MAX_LEDGER_KEY_BYTES = 2048
@@ -194,6 +195,11 @@ def claim_keys(
             continue
         if result.claimed:
             plan.claimed[key] = result
+        elif result.reason == ALREADY_STARTED and not (result.item or {}).get("task_arn"):
+            # Claimed, but no task recorded yet: the claimer may still die before RunTask (its
+            # own message then comes back here). Skipping would lose the key, so it goes back to
+            # the queue until a task is recorded or the claim turns stale and can be taken.
+            plan.aws_failed.append({"uri": key, "reason": CLAIM_IN_FLIGHT})
         else:
             plan.skipped.append({"uri": key, "reason": result.reason})
     log(

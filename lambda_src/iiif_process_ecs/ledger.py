@@ -416,8 +416,9 @@ class Ledger:
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                # The item changed since it was read: another claim won.
-                return ClaimResult(uri, False, ALREADY_STARTED, item=seen)
+                # The item changed since it was read: another claim won. What it holds now is
+                # unknown (item None), so the caller cannot take it as a task already running.
+                return ClaimResult(uri, False, ALREADY_STARTED, item=None)
             raise
         return ClaimResult(uri, True, attempts=decision.attempts, item=item)
 

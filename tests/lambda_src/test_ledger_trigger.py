@@ -242,3 +242,26 @@ def test_without_a_ledger_table_dynamodb_is_never_called(infra: Infra) -> None:
     )
     (task,) = response["tasks"]
     assert uris_of(command_of(ecs_client(), infra.cluster, task)) == ["a.jpg"]
+
+
+def test_a_key_claimed_without_a_task_yet_goes_back_to_the_queue_not_skipped(
+    infra: Infra, table: str
+) -> None:
+    """The claimer may die before RunTask; its own redelivered message must not drop the key."""
+    put_item(
+        table,
+        uri="a.jpg",
+        status="started",
+        etag=EVENT_ETAG,
+        recipe=RECIPE,
+        attempts=1,
+        started_at=now_iso(),
+        updated_at=now_iso(),
+    )
+    ecs = FlakyEcs()
+    response = run(infra, table, batch(s3_message("m1", "a.jpg")), ecs=ecs)
+    assert (response["batchItemFailures"], response["skipped"], ecs.calls) == (
+        [{"itemIdentifier": "m1"}],
+        [],
+        [],
+    )
