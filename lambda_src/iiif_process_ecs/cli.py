@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import boto3
@@ -29,7 +30,7 @@ from .dsn import DsnError, session_from_dsn
 from .events import InvalidEvent, ObjectRecord
 from .flags import Flag, FlagError, HelpRequested, ParsedFlags, parse_flags, usage
 from .keys import strip_path, strip_path_collisions
-from .ledger import LedgerError, open_ledger
+from .ledger import LedgerError, now_iso, open_ledger
 from .service import DEFAULT_TIME_BUDGET, run_event
 from .settings import (
     DEFAULT_CONFIG,
@@ -44,6 +45,7 @@ from .settings import (
 from .stack import StackError, stack_outputs
 from .status import LedgerUsageError, run_ledger_mode
 from .status_cost import SinceError
+from .status_html import HtmlTargetError, check_html_target, run_status_html
 from .trigger import start_tasks
 from .waiting import (
     DEFAULT_WAIT_INTERVAL,
@@ -212,6 +214,13 @@ FLAGS: tuple[Flag, ...] = (
     ),
     Flag("json", "bool", False, "-mode status / backfill: print JSON."),
     Flag(
+        "html",
+        "string",
+        "",
+        "-mode status: also write a one-page HTML report (counts, failures by reason with "
+        "thumbnails, running tasks, cost) to this file.",
+    ),
+    Flag(
         "reason",
         "string",
         "",
@@ -313,6 +322,7 @@ def main(
         BackfillUsageError,
         SinceError,
         PriceError,
+        HtmlTargetError,
     ) as error:
         rt.stderr.write(f"{PROGRAM}: {error}\n")
         return 2
@@ -337,6 +347,10 @@ def _run(flags: ParsedFlags, rt: Runtime) -> int:
     if v["wait-timeout"] <= 0 or v["wait-interval"] <= 0:
         raise UsageError("-wait-timeout and -wait-interval must be positive")
 
+    if v["html"] and mode != "status":
+        raise UsageError("-html works with -mode status")
+    if v["html"]:
+        check_html_target(v["html"])
     ecs_session = _session(v["ecs-dsn"])
     lambda_session = _session(v["lambda-dsn"]) if v["lambda-dsn"] else ecs_session
     if v["stack"]:
@@ -353,6 +367,10 @@ def _run(flags: ParsedFlags, rt: Runtime) -> int:
             on_page=rt.backfill_page,
             sleep=rt.sleep,
             rand=rt.rand,
+        )
+    if mode == "status" and v["html"]:
+        return run_status_html(
+            v, ecs_session, rt.stdout, rt.stderr, generated_at=now_iso(datetime.now(UTC))
         )
     if mode in ("status", "retry"):
         return run_ledger_mode(mode, v, ecs_session, rt.stdout, nonce=rt.nonce())
