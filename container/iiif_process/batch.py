@@ -37,6 +37,7 @@ from multiprocessing import Pipe
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from . import metrics
 from .config import Config
 from .errors import IIIFProcessError, SourceNotFoundError, StoreError
 from .ledger import Ledger
@@ -156,6 +157,9 @@ class ParentGate:
 def run_one(uri: str, job: WorkerJob, gate: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     """Process one URI; returns its stdout entry and what the ledger needs to know of it."""
     started = time.monotonic()
+    # This process's CPU (libvips' threads included): a worker process holds one image at a
+    # time, so this is the image's. (Worker threads in one process count each other's too.)
+    cpu_started = time.process_time()
     facts: dict[str, Any] = {}
     meta: dict[str, Any] = {"retryable": False}
     try:
@@ -184,7 +188,11 @@ def run_one(uri: str, job: WorkerJob, gate: Any) -> tuple[dict[str, Any], dict[s
     except Exception as exc:  # one image's failure never stops the others
         log.exception("failed unexpectedly", extra={"uri": uri})
         entry = {"origin": uri, "error": f"internal error: {type(exc).__name__}: {exc}"}
-    meta.update(seconds=round(time.monotonic() - started, 3), **facts)
+    meta.update(
+        seconds=round(time.monotonic() - started, 3),
+        cpu_seconds=round(time.process_time() - cpu_started, 3),
+        **facts,
+    )
     return entry, meta
 
 
@@ -203,6 +211,27 @@ def serve(conn: Connection, job: WorkerJob) -> None:
             conn.send(("done", entry, meta))
         except OSError:  # the parent gave up on this worker
             return
+
+
+def image_metrics(entry: dict[str, Any], meta: dict[str, Any]) -> None:
+    """One image's EMF lines (docs/contracts.md "Metrics"): succeeded with what it wrote, or
+    failed by reason class; its wall and CPU seconds when a worker measured them."""
+    timing = {
+        name: float(meta[key])
+        for name, key in (("ImageSeconds", "seconds"), ("ImageCpuSeconds", "cpu_seconds"))
+        if key in meta
+    }
+    if "error" in entry:
+        reason = metrics.reason_class(str(entry["error"]), bool(meta.get("retryable")))
+        metrics.emit({"ImagesFailed": 1}, reason=reason)
+        if timing:
+            metrics.emit(timing)
+        return
+    written = {
+        "BytesWritten": int(meta.get("bytes_written", 0)),
+        "ObjectsWritten": int(meta.get("objects_written", 0)),
+    }
+    metrics.emit({"ImagesSucceeded": 1, **timing, **written})
 
 
 # --- the parent's side ------------------------------------------------------------------------
@@ -321,8 +350,9 @@ class Pool:
     # --- outcomes ---
 
     def record(self, uri: str, entry: dict[str, Any], meta: dict[str, Any]) -> None:
-        """Keep a URI's outcome, and write it to the ledger now."""
+        """Keep a URI's outcome, write its metrics, and write it to the ledger now."""
         self.results[uri] = entry
+        image_metrics(entry, meta)
         if self.ledger is None:
             return
         if "error" in entry:

@@ -183,7 +183,8 @@ def process_uri(
 
     ``threads`` > 1 (CPUs to spare) overlaps the fingerprint with the decode and the full-size
     encodes with the resizing. ``facts``, when given, receives the ``size`` and ``etag`` of the
-    object read (for the ledger).
+    object read (for the ledger), and once published ``objects_written`` and ``bytes_written``
+    (for the metrics).
     """
     started = time.monotonic()
     gate = gate or MemoryGate(memory_budget())
@@ -220,6 +221,8 @@ def process_uri(
         items.append((report.store or derivatives, name, body, "application/json"))
     gate.may_publish()  # a batch stopping on SIGTERM publishes nothing it has not started
     _publish(key, items)
+    if facts is not None:
+        facts.update(objects_written=len(items), bytes_written=sum(len(i[2]) for i in items))
     log.info(
         "processed",
         extra={

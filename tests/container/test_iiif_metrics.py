@@ -1,0 +1,311 @@
+"""The tool's metrics (issue #15): EMF lines on stderr, per image, with the contract's names.
+
+``check_emf``, ``CONTRACT_UNITS`` and ``REASONS`` are shared with tests/lambda_src/test_metrics.py,
+which holds the Lambda's copy of the module to the same expectations.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from iiif_process import metrics
+from iiif_process.batch import image_metrics
+
+from . import iiif_images as gen
+from .conftest import Workspace
+
+TOOL = str(Path(sys.executable).parent / "iiif-process")
+CONTRACTS = Path(__file__).resolve().parents[2] / "docs" / "contracts.md"
+
+
+def _contract_units() -> dict[str, str]:
+    """Metric name → unit, read from the table of docs/contracts.md "Metrics"."""
+    section = CONTRACTS.read_text().split("## Metrics", 1)[1].split("\n## ", 1)[0]
+    units: dict[str, str] = {}
+    for row in re.findall(r"^\| `(.+?)\|(.+?)\|", section, re.M):
+        names = re.findall(r"`?(\w+)`?", row[0])
+        for name, unit in zip(names, row[1].split("/"), strict=True):
+            units[name] = unit.strip()
+    return units
+
+
+CONTRACT_UNITS = _contract_units()
+CONTRACT_DIMENSIONS = {"Stack", "ReasonClass"}
+
+# Reasons as the parts write them → their class. The tool's texts are the ones it produced on
+# real files (see test_the_tool_classifies_its_own_failures); the others come from the trigger
+# (lambda_src keys.py, ledger.py, claims.py) and reconcile (cause_of, and the tool's reasons it
+# re-queues).
+REASONS: list[tuple[str, bool, str]] = [
+    (
+        "not a supported image (84 bytes): VipsForeignLoad: source is not in a known format",
+        False,
+        "not-an-image",
+    ),
+    (
+        "not a supported image (745 bytes): VipsJpeg: premature end of JPEG image",
+        False,
+        "corrupt-image",
+    ),
+    (
+        "cannot decode jpegload image: VipsJpeg: Corrupt JPEG data: premature end of data segment",
+        False,
+        "corrupt-image",
+    ),
+    ("derivative 'a' failed: VipsJpeg: out of order read", False, "corrupt-image"),
+    ("image format 'svgload' is not accepted", False, "unsupported-type"),
+    (
+        "image is 20000x20000 = 400000000 pixels, over the limit of 100000000 "
+        "(iiif_process.max_pixels / IIIF_PROCESS_MAX_PIXELS / -max-pixels)",
+        False,
+        "over-pixel-limit",
+    ),
+    (
+        "image needs about 900 MB of memory (decoded), over the memory budget of 400 MB "
+        "(from the task's memory limit, or iiif_process.memory_budget_mb)",
+        False,
+        "over-memory-budget",
+    ),
+    ("too large: 5000 bytes > limit 4000 bytes", False, "too-large"),
+    ("source object not found: file:///tmp/src/missing.jpg", False, "no-such-object"),
+    ("URI '../x.jpg' contains a '.' or '..' segment", False, "unsafe-key"),
+    ("URI '/etc/passwd' is an absolute path", False, "unsafe-key"),
+    ("empty URI", False, "unsafe-key"),
+    ("cannot read s3://b/a.jpg: SlowDown", True, "transient"),
+    ("cannot read s3://b/a.jpg: AccessDenied", False, "other"),
+    ("abandoned: stopped by SIGTERM before it finished", True, "stopped"),
+    ("worker killed by SIGKILL (out of memory?) while processing this image", True, "killed"),
+    ("worker exited with status 1 while processing this image", True, "killed"),
+    ("out of memory while processing this image", True, "out-of-memory"),
+    ("internal error: ValueError: boom", False, "other"),
+    ("cannot start: config has no images.source", False, "other"),
+    # the trigger
+    ("unsafe key: key contains '//'", False, "unsafe-key"),
+    ("folder placeholder (key ends with '/')", False, "unsupported-type"),
+    ("zero-byte object", False, "not-an-image"),
+    (
+        "unsupported file type ('.txt'); supported: gif, jpeg, jpg, png, tif, tiff, webp",
+        False,
+        "unsupported-type",
+    ),
+    ("unchanged", False, "unchanged"),
+    ("already started", False, "already-started"),
+    ("no such object", False, "no-such-object"),
+    ("Records[0]: not an ObjectCreated event ('ObjectRemoved:Delete')", False, "other"),
+    # reconcile: causes of a stopped task, and re-queued tool reasons
+    ("task killed: out of memory (exit 137)", False, "out-of-memory"),
+    ("task stopped: Fargate Spot capacity reclaimed (SpotInterruption)", False, "stopped"),
+    ("task stopped by a user: StopTask", False, "stopped"),
+    ("task failed to start: image pull failed (CannotPullContainerError)", False, "stopped"),
+    ("task exited with status 1", False, "killed"),
+    ("re-queued: cannot read s3://b/a.jpg: SlowDown", True, "transient"),
+]
+
+
+def check_emf(doc: dict[str, Any]) -> dict[str, Any]:
+    """Assert ``doc`` is an EMF object of the contract; returns it."""
+    aws = doc["_aws"]
+    assert isinstance(aws["Timestamp"], int) and aws["Timestamp"] > 1_600_000_000_000
+    (directive,) = aws["CloudWatchMetrics"]
+    assert directive["Namespace"] == "IiifProcess"
+    assert directive["Metrics"]
+    for declared in directive["Metrics"]:
+        value = doc[declared["Name"]]
+        assert isinstance(value, int | float) and not isinstance(value, bool)
+        assert declared["Unit"] == CONTRACT_UNITS[declared["Name"]]
+    assert ["Stack"] in directive["Dimensions"]
+    for dimension_set in directive["Dimensions"]:
+        assert set(dimension_set) <= CONTRACT_DIMENSIONS
+        for name in dimension_set:
+            assert isinstance(doc[name], str) and doc[name]
+    if "ReasonClass" in doc:
+        assert doc["ReasonClass"] in metrics.REASON_CLASSES
+    return doc
+
+
+def metric_lines(text: str) -> list[dict[str, Any]]:
+    """The EMF objects among JSON log lines."""
+    return [check_emf(doc) for doc in map(json.loads, text.splitlines()) if "_aws" in doc]
+
+
+def declared(doc: dict[str, Any]) -> set[str]:
+    return {m["Name"] for m in doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
+
+
+# -- the module --------------------------------------------------------------------------------
+
+
+def test_the_contract_table_is_read() -> None:
+    assert CONTRACT_UNITS["BytesWritten"] == "Bytes"
+
+
+def test_units_are_the_contracts() -> None:
+    assert metrics.UNITS == CONTRACT_UNITS
+
+
+def test_a_line_is_emf_of_the_namespace() -> None:
+    stream = io.StringIO()
+    metrics.emit({"ImagesSucceeded": 1, "BytesWritten": 10}, stack="s", stream=stream)
+    (doc,) = metric_lines(stream.getvalue())
+    assert (doc["Stack"], doc["ImagesSucceeded"], doc["BytesWritten"]) == ("s", 1, 10)
+
+
+def test_a_reason_line_declares_the_stack_alone_too() -> None:
+    doc = metrics.document({"ImagesFailed": 1}, reason="corrupt-image", stack="s")
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+        ["Stack"],
+        ["Stack", "ReasonClass"],
+    ]
+
+
+def test_a_line_without_reason_has_only_the_stack_dimension() -> None:
+    doc = metrics.document({"ImageSeconds": 1.5}, stack="s")
+    assert doc["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Stack"]]
+    assert "ReasonClass" not in doc
+
+
+def test_a_reason_metric_needs_its_reason() -> None:
+    with pytest.raises(ValueError, match="ReasonClass goes with"):
+        metrics.document({"ImagesFailed": 1})
+
+
+def test_a_reason_never_goes_on_a_stack_only_metric() -> None:
+    with pytest.raises(ValueError, match="ReasonClass goes with"):
+        metrics.document({"ImagesFailed": 1, "ImageSeconds": 2.0}, reason="other")
+
+
+def test_an_unknown_metric_is_refused() -> None:
+    with pytest.raises(ValueError, match="ImagesDone"):
+        metrics.document({"ImagesDone": 1})
+
+
+def test_an_unknown_reason_class_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown ReasonClass"):
+        metrics.document({"ImagesFailed": 1}, reason="bad-image")
+
+
+def test_stack_from_the_environment() -> None:
+    assert metrics.stack_name({"IIIF_PROCESS_STACK_NAME": "Prod"}) == "Prod"
+
+
+def test_stack_defaults_to_local() -> None:
+    assert metrics.stack_name({}) == "local"
+
+
+@pytest.mark.parametrize(("error", "retryable", "expected"), REASONS)
+def test_reason_class(error: str, retryable: bool, expected: str) -> None:
+    assert metrics.reason_class(error, retryable) == expected
+
+
+def test_every_reason_class_is_one_of_the_contract() -> None:
+    section = CONTRACTS.read_text().split("## Metrics", 1)[1]
+    listed = re.search(r"`ReasonClass` is one of: (.+?)\.\n", section, re.S)
+    assert listed is not None
+    assert set(metrics.REASON_CLASSES) == set(re.findall(r"`([a-z-]+)`", listed[1]))
+
+
+# -- per image, in the batch's record path -----------------------------------------------------
+
+
+def test_a_succeeded_image_reports_what_it_wrote(capsys: pytest.CaptureFixture[str]) -> None:
+    meta = {"seconds": 0.5, "cpu_seconds": 0.25, "bytes_written": 1300, "objects_written": 2}
+    image_metrics({"origin": "a.jpg", "uris": {}}, meta)
+    (doc,) = metric_lines(capsys.readouterr().err)
+    assert {k: doc[k] for k in declared(doc)} == {
+        "ImagesSucceeded": 1,
+        "ImageSeconds": 0.5,
+        "ImageCpuSeconds": 0.25,
+        "BytesWritten": 1300,
+        "ObjectsWritten": 2,
+    }
+
+
+def test_a_failed_image_is_counted_by_its_class(capsys: pytest.CaptureFixture[str]) -> None:
+    image_metrics(
+        {"origin": "a.jpg", "error": "cannot read s3://b/a: SlowDown"}, {"retryable": True}
+    )
+    (doc,) = metric_lines(capsys.readouterr().err)
+    assert (doc["ImagesFailed"], doc["ReasonClass"]) == (1, "transient")
+
+
+def test_a_failed_image_reports_its_seconds_on_a_stack_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    image_metrics({"origin": "a.jpg", "error": "x"}, {"seconds": 0.5, "cpu_seconds": 0.1})
+    failed, timing = metric_lines(capsys.readouterr().err)
+    assert declared(failed) == {"ImagesFailed"}
+    assert (declared(timing), "ReasonClass" in timing) == (
+        {"ImageSeconds", "ImageCpuSeconds"},
+        False,
+    )
+
+
+# -- the real tool -----------------------------------------------------------------------------
+
+
+def _run_tool(ws: Workspace, *keys: str, env: dict[str, str] | None = None) -> Any:
+    ins = ws.tmp / "instructions.json"
+    ins.write_text(json.dumps({"a": {"size": "full", "format": "jpg"}, "b": {"size": "!32,32"}}))
+    argv = [
+        TOOL,
+        "-config-images-source-uri",
+        ws.source.as_uri(),
+        "-config-derivatives-cache-uri",
+        ws.out.as_uri(),
+        "-instructions",
+        str(ins),
+        *keys,
+    ]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("IIIF_")}
+    environ.update(env or {})
+    return subprocess.run(argv, capture_output=True, text=True, check=False, env=environ)
+
+
+def test_the_tool_counts_a_good_image_as_succeeded(ws: Workspace) -> None:
+    ws.put("good.jpg", gen.jpeg())
+    done = _run_tool(ws, "good.jpg")
+    (doc,) = metric_lines(done.stderr)
+    written = sum(path.stat().st_size for path in ws.out.rglob("*") if path.is_file())
+    assert (doc["ImagesSucceeded"], doc["ObjectsWritten"], doc["BytesWritten"]) == (1, 2, written)
+
+
+def test_the_tool_measures_cpu_seconds(ws: Workspace) -> None:
+    ws.put("big.jpg", gen.jpeg(gen.gradient(3000, 2000)))
+    (doc,) = metric_lines(_run_tool(ws, "big.jpg").stderr)
+    assert doc["ImageCpuSeconds"] > 0
+    assert doc["ImageSeconds"] > 0
+
+
+def test_the_tool_names_its_stack(ws: Workspace) -> None:
+    ws.put("good.jpg", gen.jpeg())
+    done = _run_tool(ws, "good.jpg", env={"IIIF_PROCESS_STACK_NAME": "MyStack"})
+    assert [doc["Stack"] for doc in metric_lines(done.stderr)] == ["MyStack"]
+
+
+def test_the_tool_classifies_its_own_failures(ws: Workspace) -> None:
+    good = gen.jpeg(gen.gradient(400, 300))
+    ws.put("text.jpg", b"hello, this is not an image\n" * 3)
+    ws.put("half.jpg", good[: len(good) // 2])
+    done = _run_tool(ws, "text.jpg", "half.jpg")
+    failed = {
+        doc["ReasonClass"]: doc["ImagesFailed"]
+        for doc in metric_lines(done.stderr)
+        if "ImagesFailed" in doc
+    }
+    assert failed == {"not-an-image": 1, "corrupt-image": 1}
+
+
+def test_the_tools_stdout_stays_one_json_object(ws: Workspace) -> None:
+    ws.put("good.jpg", gen.jpeg())
+    ws.put("text.jpg", b"not an image")
+    done = _run_tool(ws, "good.jpg", "text.jpg")
+    assert sorted(json.loads(done.stdout)) == ["good.jpg", "text.jpg"]
+    assert "_aws" not in done.stdout
