@@ -11,6 +11,7 @@ from constructs import Construct
 from stacks.event_queue import EventQueue
 from stacks.image_repository import ImageRepository
 from stacks.ledger import Ledger
+from stacks.monitoring import Monitoring, Thresholds
 from stacks.network import Network
 from stacks.processing import LOG_STREAM_PREFIX, Processing
 from stacks.recipe import image_recipe
@@ -67,6 +68,7 @@ class IiifProcessStack(cdk.Stack):
             derivatives_bucket_name=derivatives.bucket_name,
             ledger_table_name=self.ledger.table.table_name,
             recipe=self.recipe,
+            stack_name=self.stack_name,
             log_retention=retention,
             removal_policy=removal_policy,
         )
@@ -105,6 +107,28 @@ class IiifProcessStack(cdk.Stack):
             self.ledger.grant_read_write(role)
         self.trigger.grant_head_source_objects(source)
         self.event_queue.queue.grant_send_messages(self.reconcile.function)
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            stack_name=self.stack_name,
+            event_queue=self.event_queue.queue,
+            # Every dead-letter queue of the stack (tests/stacks/test_stack_monitoring.py finds
+            # them in the template and fails if one is missing here).
+            dead_letter_queues={
+                "event-queue": self.event_queue.dead_letter_queue,
+                "trigger": self.trigger.dead_letter_queue,
+                "reconcile": self.reconcile.dead_letter_queue,
+            },
+            functions={"trigger": self.trigger.function, "reconcile": self.reconcile.function},
+            cluster_name=self.processing.cluster.cluster_name,
+            thresholds=Thresholds(
+                stalled_queue_seconds=settings.stalled_queue_seconds,
+                failure_rate_percent=settings.failure_rate_percent,
+                failure_rate_window_minutes=settings.failure_rate_window_minutes,
+            ),
+            alarm_email=settings.alarm_email,
+            removal_policy=removal_policy,
+        )
         self._outputs()
 
     @property
@@ -141,6 +165,8 @@ class IiifProcessStack(cdk.Stack):
             "IIIF_PROCESS_RECIPE": self.recipe,
             "IIIF_PROCESS_MAX_SOURCE_BYTES": str(settings.max_source_bytes),
             "IIIF_PROCESS_MAX_ATTEMPTS": str(settings.max_attempts),
+            # docs/contracts.md, "Metrics": the `Stack` dimension of every metric.
+            "IIIF_PROCESS_STACK_NAME": self.stack_name,
         }
 
     def _reconcile_environment(self) -> dict[str, str]:
@@ -171,6 +197,8 @@ class IiifProcessStack(cdk.Stack):
             "LedgerTableName": self.ledger.table.table_name,
             "ReconcileFunctionName": self.reconcile.function.function_name,
             "ReconcileQueueUrl": self.reconcile.queue.queue_url,
+            "DashboardName": self.monitoring.dashboard.dashboard_name,
+            "AlarmTopicArn": self.monitoring.topic.topic_arn,
         }
         for key, value in outputs.items():
             cdk.CfnOutput(self, key, value=value)

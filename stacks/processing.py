@@ -55,6 +55,7 @@ class Processing(Construct):
         derivatives_bucket_name: str,
         ledger_table_name: str,
         recipe: str,
+        stack_name: str,
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
@@ -108,6 +109,8 @@ class Processing(Construct):
                 "IIIF_PROCESS_LEDGER_TABLE": ledger_table_name,
                 "IIIF_PROCESS_RECIPE": recipe,
                 "IIIF_PROCESS_MAX_SOURCE_BYTES": str(settings.max_source_bytes),
+                # docs/contracts.md, "Metrics": the `Stack` dimension of every metric.
+                "IIIF_PROCESS_STACK_NAME": stack_name,
             },
         )
         self.task_role: iam.IRole = self.task_definition.task_role
@@ -171,8 +174,8 @@ class Processing(Construct):
         acknowledge(
             self.task_definition,
             "AwsSolutions-ECS2",
-            "The environment holds the bucket URIs, the ledger table name, the recipe hash and "
-            "the size limit: no secrets, and the names are also stack outputs.",
+            "The environment holds the bucket URIs, the ledger table name, the recipe hash, "
+            "the size limit and the stack name: no secrets, and the names are also stack outputs.",
         )
         skip_checkov(
             self.log_group,

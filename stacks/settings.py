@@ -51,6 +51,11 @@ MAX_ATTEMPTS = (1, 10)
 MAX_SOURCE_BYTES = (0, 5 * 1024**4)
 # Days S3 keeps a replaced or deleted version of a source image (0 = forever); 100 years at most.
 NONCURRENT_VERSION_EXPIRATION_DAYS = (0, 36500)
+# Alarms (issue #15). The event queue's oldest message: from a minute to SQS's 14-day retention.
+STALLED_QUEUE_SECONDS = (60, 14 * 24 * 3600)
+FAILURE_RATE_PERCENT = (1, 100)
+# One alarm period of this many minutes; CloudWatch alarm periods are at most one day.
+FAILURE_RATE_WINDOW_MINUTES = (1, 1440)
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -63,6 +68,10 @@ _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 _CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 _REPORT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
+# One plain address, as an SNS email subscription takes it: local@domain.tld, no spaces or lists.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
+)
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -134,6 +143,14 @@ class Settings:
     """`sourceVersioning`: keep earlier versions of the created source bucket's masters."""
     noncurrent_version_expiration_days: int = 30
     """`noncurrentVersionExpirationDays`: days a replaced source version is kept; 0 = forever."""
+    alarm_email: str | None = None
+    """`alarmEmail`: subscribe this address to the alarm topic; unset = no subscription."""
+    stalled_queue_seconds: int = 900
+    """`stalledQueueSeconds`: alarm when the event queue's oldest message is older than this."""
+    failure_rate_percent: int = 10
+    """`failureRatePercent`: alarm when more than this share of images fail in the window."""
+    failure_rate_window_minutes: int = 15
+    """`failureRateWindowMinutes`: the window (alarm period) of that failure rate."""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -237,6 +254,10 @@ def _context_keys() -> dict[str, tuple[str, Callable[[str, Any], Any]]]:
         "maxSourceBytes": ("max_source_bytes", _as_int),
         "sourceVersioning": ("source_versioning", _as_bool),
         "noncurrentVersionExpirationDays": ("noncurrent_version_expiration_days", _as_int),
+        "alarmEmail": ("alarm_email", _as_optional_str),
+        "stalledQueueSeconds": ("stalled_queue_seconds", _as_int),
+        "failureRatePercent": ("failure_rate_percent", _as_int),
+        "failureRateWindowMinutes": ("failure_rate_window_minutes", _as_int),
     }
 
 
@@ -384,6 +405,10 @@ def _validate(s: Settings) -> None:
     _check_range(
         s, "noncurrent_version_expiration_days", NONCURRENT_VERSION_EXPIRATION_DAYS, "days"
     )
+    _check_pattern(s, "alarm_email", _EMAIL, "one email address like ops@example.org, or empty")
+    _check_range(s, "stalled_queue_seconds", STALLED_QUEUE_SECONDS, "seconds")
+    _check_range(s, "failure_rate_percent", FAILURE_RATE_PERCENT, "percent")
+    _check_range(s, "failure_rate_window_minutes", FAILURE_RATE_WINDOW_MINUTES, "minutes")
 
 
 def _check_queue_batching(s: Settings) -> None:

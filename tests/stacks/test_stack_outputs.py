@@ -14,8 +14,8 @@ def _contract_output_keys() -> set[str]:
     return set(re.findall(r"`([A-Za-z]+)`", paragraph))
 
 
-def test_contract_lists_eighteen_outputs() -> None:
-    assert len(_contract_output_keys()) == 18
+def test_contract_lists_twenty_outputs() -> None:
+    assert len(_contract_output_keys()) == 20
 
 
 def test_every_contract_output_is_declared(default: Synthesized) -> None:

@@ -117,6 +117,7 @@ def test_container_environment_holds_nothing_else(default: Synthesized) -> None:
         "IIIF_PROCESS_LEDGER_TABLE",
         "IIIF_PROCESS_RECIPE",
         "IIIF_PROCESS_MAX_SOURCE_BYTES",
+        "IIIF_PROCESS_STACK_NAME",
     }
 
 
