@@ -159,7 +159,7 @@ h1{font-size:1.5rem}h2{font-size:1.2rem;margin-top:2rem}
 .card img{max-width:11rem;max-height:8rem;display:block;background:#f4f4f4}
 .none{width:11rem;height:5rem;display:flex;align-items:center;justify-content:center;
 text-align:center;background:#f4f4f4;color:#666;font-size:.75rem;padding:.25rem;
-box-sizing:border-box}
+box-sizing:border-box;word-break:normal}
 table{border-collapse:collapse}
 td,th{padding:.2rem .8rem;text-align:left;border-bottom:1px solid #eee}
 td.n{text-align:right;font-variant-numeric:tabular-nums}
@@ -221,7 +221,7 @@ def _failures(failed: Sequence[Mapping[str, Any]], thumbnails: Mapping[str, Thum
                 picture = f'<div class="none">no thumbnail: {_e(thumbnail.note)}</div>'
             out.append(
                 f'<div class="card">{picture}<span class="key">{_e(uri)}</span> '
-                f"({_e(attempts[uri])} attempts)</div>"
+                f"({_attempts(attempts[uri])})</div>"
             )
         out.append("</div>")
         rest = [uri for uri in uris if uri not in thumbnails]
@@ -236,6 +236,10 @@ def _failures(failed: Sequence[Mapping[str, Any]], thumbnails: Mapping[str, Thum
         out.append("</div>")
     out.append("</section>")
     return "\n".join(out)
+
+
+def _attempts(count: Any) -> str:
+    return "1 attempt" if str(count) == "1" else f"{_e(count)} attempts"
 
 
 def _cost(cost: Mapping[str, Any] | None) -> str:

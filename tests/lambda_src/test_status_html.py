@@ -230,6 +230,58 @@ def test_render_lists_failures_beyond_the_thumbnails_by_key() -> None:
     assert '<li class="key">k3.jpg</li>' in text
 
 
+def test_render_shows_each_cost_figure_and_the_total() -> None:
+    cost = {
+        "since": "2026-01-01T00:00:00.000000Z",
+        "images": 124,
+        "succeeded": 120,
+        "failed": 4,
+        "task_times_from": {"ecs": 3, "ledger": 1, "untimed": 0},
+        "task_size": {"vcpu": 1, "memory_gb": 2, "architecture": "X86_64"},
+        "usage": {
+            "tasks": 4,
+            "vcpu_seconds": 600,
+            "gb_seconds": 1200,
+            "s3_puts": 900,
+            "lambda_requests": 8,
+            "sqs_requests": 144,
+        },
+        "cost_usd": {
+            "fargate_vcpu": 0.0067,
+            "fargate_memory": 0.0015,
+            "s3_put": 0.0045,
+            "lambda": 0.0002,
+            "sqs": 0.0001,
+            "total": 0.013,
+        },
+        "prices": "list prices of us-east-1",
+    }
+    text = render_html(
+        {"counts": {}, "failed": [], "running_tasks": 0, "cost": cost},
+        {},
+        title="t",
+        generated_at="now",
+    )
+    assert "<h2>Cost since 2026-01-01T00:00:00.000000Z</h2>" in text
+    assert "124 images (120 succeeded, 4 failed) in 4 tasks" in text
+    assert '(1 vCPU / 2 GB X86_64)</td><td class="n">$0.0082</td>' in text
+    assert 'S3 PUTs: 900</td><td class="n">$0.0045</td>' in text
+    assert 'Lambda requests (estimate): 8</td><td class="n">$0.0002</td>' in text
+    assert 'SQS requests (estimate): 144</td><td class="n">$0.0001</td>' in text
+    assert 'id="total">$0.0130</th>' in text
+    assert "<p>list prices of us-east-1</p>" in text
+
+
+def test_render_shows_a_cost_that_could_not_be_computed() -> None:
+    report = {
+        "counts": {},
+        "failed": [],
+        "running_tasks": 0,
+        "cost": {"since": "x", "error": "needs -task"},
+    }
+    assert "<h2>Cost</h2><p>needs -task</p>" in render_html(report, {}, title="t", generated_at="n")
+
+
 # -- thumbnails --------------------------------------------------------------------------------
 
 
