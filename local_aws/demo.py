@@ -47,6 +47,7 @@ from local_aws.task_runner import TaskRun
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = PROJECT_ROOT / "demo-output"
+STATUS_PAGE = OUTPUT_DIR / "status.html"
 STEPS = 10
 LARGE_IMAGE_KEY = "large/coffee-6000x4000.jpg"
 CORRUPT_IMAGE_KEY = "broken.jpg"
@@ -438,11 +439,27 @@ def step_unchanged(env: LocalAws, stack: DeployedStack) -> None:
     say(f"    tasks started: {len(env.tasks.runs) - tasks_before}")
 
 
+def dashboard_url(region: str, outputs: dict[str, str]) -> str | None:
+    """Where the stack's CloudWatch dashboard is on AWS (None when the stack declares none)."""
+    name = outputs.get("DashboardName")
+    if not name:
+        return None
+    return f"https://console.aws.amazon.com/cloudwatch/home?region={region}#dashboards:name={name}"
+
+
 def step_status(env: LocalAws, stack: DeployedStack) -> None:
-    heading(9, "The ledger as a user sees it")
+    heading(9, "The ledger as a user sees it (and as a page: -html)")
     run_tool(
         env.aws,
-        ["iiif-process-ecs", "-stack", stack.name, "-mode", "status"],
+        [
+            "iiif-process-ecs",
+            "-stack",
+            stack.name,
+            "-mode",
+            "status",
+            "-html",
+            str(STATUS_PAGE.relative_to(PROJECT_ROOT)),
+        ],
         check=False,
         transcript=OUTPUT_DIR / "iiif-process-ecs-status.txt",
     )
@@ -500,6 +517,12 @@ def main() -> int:
     )
     say(f"    seconds             {time.monotonic() - started:.0f} (deploy {deploy_seconds:.0f})")
     say(f"    output              {(OUTPUT_DIR / 'index.html').relative_to(PROJECT_ROOT)}")
+    if STATUS_PAGE.exists():
+        say(f"    status page         {STATUS_PAGE.relative_to(PROJECT_ROOT)}")
+    else:
+        say("    status page         not written (see step 9)")
+    url = dashboard_url(env.aws.region, stack.outputs)
+    say(f"    dashboard on AWS    {url or 'none: the stack has no DashboardName output'}")
     return 0
 
 

@@ -446,3 +446,20 @@ def test_browser_shows_the_markup_key_as_text_and_runs_no_script(
 def test_browser_shows_the_estimated_cost(browser_view: dict[str, Any]) -> None:
     assert browser_view["view"]["total"] == "$0.0000"
     assert "Estimated cost" in browser_view["view"]["body_text"]
+
+
+# -- make demo's pointers ----------------------------------------------------------------------
+
+
+def test_demo_names_the_dashboard_from_the_stack_output() -> None:
+    from local_aws.demo import dashboard_url
+
+    assert dashboard_url("eu-west-1", {"DashboardName": "iiif-Dash"}) == (
+        "https://console.aws.amazon.com/cloudwatch/home?region=eu-west-1#dashboards:name=iiif-Dash"
+    )
+
+
+def test_demo_without_a_dashboard_output_names_none() -> None:
+    from local_aws.demo import dashboard_url
+
+    assert dashboard_url("eu-west-1", {"ClusterName": "c"}) is None
