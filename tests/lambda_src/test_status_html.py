@@ -285,18 +285,18 @@ def test_render_shows_a_cost_that_could_not_be_computed() -> None:
 # -- thumbnails --------------------------------------------------------------------------------
 
 
-def test_thumbnail_type_is_sniffed_not_taken_from_the_object(aws: None) -> None:
+def test_thumbnail_type_is_sniffed_not_taken_from_the_object(network: dict[str, str]) -> None:
     put_object("looks-like.jpg", png(), "image/jpeg")
     thumbnail = fetch_thumbnail(s3(), BUCKET, "looks-like.jpg")
     assert thumbnail.data_uri == "data:image/png;base64," + base64.b64encode(png()).decode()
 
 
-def test_thumbnail_of_exactly_the_limit_is_embedded(aws: None) -> None:
+def test_thumbnail_of_exactly_the_limit_is_embedded(network: dict[str, str]) -> None:
     put_object("limit.jpg", JPEG)
     assert fetch_thumbnail(s3(), BUCKET, "limit.jpg", max_bytes=len(JPEG)).data_uri is not None
 
 
-def test_thumbnail_one_byte_over_the_limit_says_how_large(aws: None) -> None:
+def test_thumbnail_one_byte_over_the_limit_says_how_large(network: dict[str, str]) -> None:
     put_object("over.jpg", JPEG)
     thumbnail = fetch_thumbnail(s3(), BUCKET, "over.jpg", max_bytes=len(JPEG) - 1)
     assert thumbnail == Thumbnail(
@@ -304,37 +304,37 @@ def test_thumbnail_one_byte_over_the_limit_says_how_large(aws: None) -> None:
     )
 
 
-def test_thumbnail_of_a_tiff_says_browsers_do_not_show_it(aws: None) -> None:
+def test_thumbnail_of_a_tiff_says_browsers_do_not_show_it(network: dict[str, str]) -> None:
     put_object("scan.tif", b"MM\x00*" + b"\x00" * 32)
     assert fetch_thumbnail(s3(), BUCKET, "scan.tif") == Thumbnail(
         None, "TIFF: browsers do not show it"
     )
 
 
-def test_thumbnail_of_svg_is_not_embedded(aws: None) -> None:
+def test_thumbnail_of_svg_is_not_embedded(network: dict[str, str]) -> None:
     put_object("x.svg", b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>')
     assert fetch_thumbnail(s3(), BUCKET, "x.svg") == Thumbnail(None, "not a JPEG, PNG, GIF or WebP")
 
 
-def test_thumbnail_of_webp_is_embedded_as_webp(aws: None) -> None:
+def test_thumbnail_of_webp_is_embedded_as_webp(network: dict[str, str]) -> None:
     put_object("w.webp", b"RIFF\x10\x00\x00\x00WEBPVP8 " + b"\x00" * 8)
     assert fetch_thumbnail(s3(), BUCKET, "w.webp").data_uri.startswith("data:image/webp;base64,")
 
 
-def test_thumbnail_of_a_deleted_object_says_so(aws: None) -> None:
+def test_thumbnail_of_a_deleted_object_says_so(network: dict[str, str]) -> None:
     assert fetch_thumbnail(s3(), BUCKET, "never-there.jpg") == Thumbnail(
         None, "no longer in the source bucket"
     )
 
 
-def test_thumbnails_stop_at_the_per_reason_cap(aws: None) -> None:
+def test_thumbnails_stop_at_the_per_reason_cap(network: dict[str, str]) -> None:
     for i in range(3):
         put_object(f"cap{i}.jpg", JPEG)
     failed = [{"uri": f"cap{i}.jpg", "reason": "r", "attempts": 1} for i in range(3)]
     assert list(fetch_thumbnails(s3(), BUCKET, failed, per_reason=2)) == ["cap0.jpg", "cap1.jpg"]
 
 
-def test_thumbnails_stop_at_the_page_budget(aws: None) -> None:
+def test_thumbnails_stop_at_the_page_budget(network: dict[str, str]) -> None:
     for i in range(3):
         put_object(f"budget{i}.jpg", JPEG)
     failed = [{"uri": f"budget{i}.jpg", "reason": "r", "attempts": 1} for i in range(3)]
