@@ -19,6 +19,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.nag import acknowledge
+
 NAMESPACE = "IiifProcess"
 """The EMF namespace the tool and the functions write (docs/contracts.md, "Metrics")."""
 
@@ -68,7 +70,13 @@ class Monitoring(Construct):
         self._thresholds = thresholds
         self.key, self.topic = self._topic(removal_policy)
         if alarm_email is not None:
-            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+            subscription = self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+            acknowledge(
+                subscription,
+                "Serverless-SNSRedrivePolicy",
+                "A dead-letter queue for undeliverable alarm emails could only be watched by an "
+                "alarm notifying this same topic; every alarm's state stays in CloudWatch.",
+            )
         self.alarms: dict[str, cw.Alarm] = {}
         for name, queue in dead_letter_queues.items():
             self._alarm(

@@ -22,6 +22,7 @@ IMPORTED_VPC = "vpc-0123456789abcdef0"
 IMPORTED_SUBNETS = ("subnet-0123456789abcdef0", "subnet-0fedcba9876543210")
 IMPORTED_SECURITY_GROUPS = ("sg-0123456789abcdef0",)
 IMAGE_TAG = "v1.2.3"
+ALARM_EMAIL = "ops@example.org"
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "unversioned": {"stackName": "UnversionedStack", "sourceVersioning": "false"},
     # A versioned source bucket that keeps replaced versions forever.
     "keep-versions": {"stackName": "KeepVersionsStack", "noncurrentVersionExpirationDays": "0"},
+    # Alarm email subscribed, every monitoring threshold away from its default (issue #15).
+    "monitored": {
+        "stackName": "MonitoredStack",
+        "alarmEmail": ALARM_EMAIL,
+        "stalledQueueSeconds": "600",
+        "failureRatePercent": "25",
+        "failureRateWindowMinutes": "30",
+    },
 }
 
 
@@ -147,3 +156,9 @@ def keep_versions(synthesized: dict[str, Synthesized]) -> Synthesized:
 def destroyable(synthesized: dict[str, Synthesized]) -> Synthesized:
     """Imported source bucket with notifications, created derivatives bucket, destroy."""
     return synthesized["destroyable"]
+
+
+@pytest.fixture(scope="session")
+def monitored(synthesized: dict[str, Synthesized]) -> Synthesized:
+    """`alarmEmail` set and every monitoring threshold away from its default."""
+    return synthesized["monitored"]

@@ -237,3 +237,77 @@ def test_source_versioning_must_be_a_boolean() -> None:
 def test_negative_noncurrent_version_expiration_is_refused() -> None:
     with pytest.raises(SettingsError, match=r"'noncurrentVersionExpirationDays'.*from 0"):
         settings_from_context({"noncurrentVersionExpirationDays": "-1"})
+
+
+def test_monitoring_defaults() -> None:
+    settings = Settings()
+    assert (
+        settings.alarm_email,
+        settings.stalled_queue_seconds,
+        settings.failure_rate_percent,
+        settings.failure_rate_window_minutes,
+    ) == (None, 900, 10, 15)
+
+
+def test_monitoring_settings_parse_strings() -> None:
+    settings = settings_from_context(
+        {
+            "alarmEmail": " ops@example.org ",
+            "stalledQueueSeconds": "600",
+            "failureRatePercent": "25",
+            "failureRateWindowMinutes": "30",
+        }
+    )
+    assert (
+        settings.alarm_email,
+        settings.stalled_queue_seconds,
+        settings.failure_rate_percent,
+        settings.failure_rate_window_minutes,
+    ) == ("ops@example.org", 600, 25, 30)
+
+
+def test_empty_alarm_email_means_no_subscription() -> None:
+    assert settings_from_context({"alarmEmail": ""}).alarm_email is None
+
+
+@pytest.mark.parametrize(
+    "value", ["ops", "ops@example", "ops @example.org", "a@example.org,b@example.org"]
+)
+def test_alarm_email_that_is_not_one_address_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"'alarmEmail'.*email address"):
+        settings_from_context({"alarmEmail": value})
+
+
+@pytest.mark.parametrize(
+    ("key", "low", "high"),
+    [
+        ("stalledQueueSeconds", 60, 1209600),
+        ("failureRatePercent", 1, 100),
+        ("failureRateWindowMinutes", 1, 1440),
+    ],
+)
+def test_monitoring_threshold_bounds_are_accepted(key: str, low: int, high: int) -> None:
+    field = {
+        "stalledQueueSeconds": "stalled_queue_seconds",
+        "failureRatePercent": "failure_rate_percent",
+        "failureRateWindowMinutes": "failure_rate_window_minutes",
+    }[key]
+    assert getattr(settings_from_context({key: low}), field) == low
+    assert getattr(settings_from_context({key: high}), field) == high
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("stalledQueueSeconds", 59),
+        ("stalledQueueSeconds", 1209601),
+        ("failureRatePercent", 0),
+        ("failureRatePercent", 101),
+        ("failureRateWindowMinutes", 0),
+        ("failureRateWindowMinutes", 1441),
+        ("failureRatePercent", "ten"),
+    ],
+)
+def test_monitoring_threshold_out_of_range_names_its_key(key: str, value: Any) -> None:
+    with pytest.raises(SettingsError, match=f"'{key}'"):
+        settings_from_context({key: value})
