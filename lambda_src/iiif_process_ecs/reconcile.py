@@ -27,6 +27,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from . import metrics
 from .batching import pack
 from .clients import LazyClient
 from .dsn import session_from_dsn
@@ -157,6 +158,8 @@ class TaskReport:
     requeued: list[str] = field(default_factory=list)
     failed: list[dict[str, str]] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    # uri → ReasonClass of its re-drive (for the metrics; not part of the response)
+    classes: dict[str, str] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -186,6 +189,7 @@ class Reconciler:
     sleep: Callable[[float], None] | None = None
     rand: Callable[[], float] | None = None
     backoff: Backoff | None = None
+    stack: str = metrics.DEFAULT_STACK  # the metrics' Stack dimension
 
     def reconcile(self, task: StoppedTask) -> TaskReport:
         """Act on the keys ``task`` left behind (see the module docstring)."""
@@ -221,6 +225,9 @@ class Reconciler:
                 ):
                     report.failed.append({"uri": uri, "reason": reason})
                 continue
+            report.classes[uri] = metrics.reason_class(
+                cause if status == "started" else retry_reason, status != "started"
+            )
             if status == "started" and item.get("processing_at"):
                 rerun.append(item)
             elif status == "started":
@@ -313,6 +320,8 @@ def reconcile_batch(event: Any, reconciler: Reconciler) -> dict[str, Any]:
         raise ValueError("reconcile: expected an SQS batch with 'Records'")
     failures: list[dict[str, str]] = []
     reports: list[dict[str, Any]] = []
+    counts = {"TasksStarted": 0, "TasksKilledOutOfMemory": 0}
+    redrives: dict[str, int] = {}
     for record in records:
         message_id = record.get("messageId", "") if isinstance(record, Mapping) else ""
         try:
@@ -344,6 +353,15 @@ def reconcile_batch(event: Any, reconciler: Reconciler) -> dict[str, Any]:
         reports.append(report.as_dict())
         if report.errors and message_id:
             failures.append({"itemIdentifier": message_id})
+        cause = cause_of(task, reconciler.settings.container)
+        counts["TasksKilledOutOfMemory"] += int(metrics.reason_class(cause) == "out-of-memory")
+        counts["TasksStarted"] += len(report.rerun)
+        for uri in [entry["uri"] for entry in report.rerun] + report.requeued:
+            name = report.classes.get(uri, "other")
+            redrives[name] = redrives.get(name, 0) + 1
+    log("metrics", **metrics.document(counts, stack=reconciler.stack))
+    for name, count in sorted(redrives.items()):
+        log("metrics", **metrics.document({"Redrives": count}, reason=name, stack=reconciler.stack))
     return {"batchItemFailures": failures, "tasks": reports}
 
 
@@ -393,5 +411,6 @@ def handle_reconcile_event(
         remaining_seconds=remaining_seconds_of(context),
         sleep=sleep,
         rand=rand,
+        stack=metrics.stack_name(environ),
     )
     return reconcile_batch(event, reconciler)

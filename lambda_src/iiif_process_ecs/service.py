@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from . import metrics
 from .clients import LazyClient
 from .dsn import session_from_dsn
 from .events import ParsedEvent, parse_event
@@ -141,6 +142,7 @@ def handle_event(
         ledger=ledger,
         s3=s3,
     )
+    log_metrics(outcome, metrics.stack_name(environ))
     if outcome.aws_failed and outcome.batch_item_failures is not None:
         log(
             "batch partly failed: messages returned to the queue",
@@ -158,6 +160,22 @@ def handle_event(
         )
         raise TasksNotStarted(outcome)
     return fit_response(outcome.response())
+
+
+def log_metrics(outcome: Outcome, stack: str) -> None:
+    """The invocation's EMF lines (docs/contracts.md "Metrics"): tasks started, and the URIs
+    not launched for a reason no retry fixes (skipped, or failed as input) by reason class."""
+    log("metrics", **metrics.document({"TasksStarted": len(outcome.tasks)}, stack=stack))
+    # Not started by AWS: delivered again, not skipped (the same entries sit in ``failed``).
+    not_started = {id(entry) for entry in outcome.aws_failed}
+    counts: dict[str, int] = {}
+    for entry in [*outcome.skipped, *outcome.failed]:
+        if id(entry) in not_started:
+            continue
+        name = metrics.reason_class(entry["reason"])
+        counts[name] = counts.get(name, 0) + 1
+    for name, count in sorted(counts.items()):
+        log("metrics", **metrics.document({"UrisSkipped": count}, reason=name, stack=stack))
 
 
 def fit_response(response: dict[str, Any], limit: int = RESPONSE_LIMIT_BYTES) -> dict[str, Any]:
