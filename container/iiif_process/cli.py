@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import metrics
 from .batch import DEFAULT_STOP_SECONDS, StopSignal, process_uris
 from .config import Config, parse_config, parse_store_uri, with_overrides
 from .defaults import DEFAULTS_SCHEME, default_config, default_instructions
@@ -305,6 +306,8 @@ def run(
     except IIIFProcessError as exc:
         log.error("cannot start", extra={"error": str(exc)})
         results = {uri: {"origin": uri, "error": str(exc)} for uri in dict.fromkeys(uris)}
+        # A bad config baked into a new image fails every image: the failure-rate alarm must see it.
+        metrics.emit({"ImagesFailed": len(results)}, reason="other")
         if ledger is not None:
             for uri in results:
                 ledger.failed(uri, f"cannot start: {exc}", retryable=False)

@@ -303,6 +303,18 @@ def test_the_tool_classifies_its_own_failures(ws: Workspace) -> None:
     assert failed == {"not-an-image": 1, "corrupt-image": 1}
 
 
+def test_the_tool_counts_every_image_failed_when_its_config_is_bad(ws: Workspace) -> None:
+    """A bad config in a new image is the "run of failures after a bad deploy" to alarm on."""
+    bad = ws.tmp / "bad-instructions.json"
+    bad.write_text("{ not json")
+    argv = [TOOL, "-instructions", str(bad), "-config-images-source-uri", ws.source.as_uri()]
+    argv += ["-config-derivatives-cache-uri", ws.out.as_uri(), "a.jpg", "b.jpg"]
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("IIIF_")}
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, env=environ)
+    failed = [doc["ImagesFailed"] for doc in metric_lines(done.stderr) if "ImagesFailed" in doc]
+    assert (done.returncode, failed) == (1, [2])
+
+
 def test_the_tools_stdout_stays_one_json_object(ws: Workspace) -> None:
     ws.put("good.jpg", gen.jpeg())
     ws.put("text.jpg", b"not an image")
