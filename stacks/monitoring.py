@@ -308,6 +308,8 @@ class Monitoring(Construct):
                     self._metric("ImageSeconds", statistic="p50"),
                     self._metric("ImageSeconds", statistic="p95"),
                 ],
+                # Per stack alone: the runtime declares [Stack] beside [Stack, ReasonClass].
+                right=[self._metric("UrisSkipped"), self._metric("Redrives")],
                 width=12,
             ),
         )

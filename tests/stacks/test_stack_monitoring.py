@@ -267,7 +267,15 @@ def test_both_functions_have_an_errors_alarm(default: Synthesized) -> None:
 
 def test_dashboard_graphs_the_contract_metrics(default: Synthesized) -> None:
     body = _dashboard_body(default)
-    names = ("ImagesSucceeded", "ImagesFailed", "ImageSeconds", "TasksKilledOutOfMemory")
+    names = (
+        "ImagesSucceeded",
+        "ImagesFailed",
+        "ImageSeconds",
+        "TasksKilledOutOfMemory",
+        "TasksStarted",
+        "UrisSkipped",
+        "Redrives",
+    )
     assert [name for name in names if name not in body] == [] and NAMESPACE in body
 
 
