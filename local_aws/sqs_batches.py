@@ -237,13 +237,35 @@ class LambdaPollers:
         LambdaBackend.create_event_source_mapping = self._original_create  # type: ignore[method-assign]
 
     def busy(self) -> bool:
-        """Whether a batch is being delivered or an enabled mapping's queue holds messages."""
+        """Whether a batch is being delivered or an enabled mapping's queue holds messages.
+
+        The mappings are listed here rather than taken from the pollers: a mapping deployed a
+        moment ago may have no poller yet, and its queue's messages are still work to wait for.
+        """
         with self._lock:
             if self._in_flight:
                 return True
-            queues = list(self._queues.values())
+            queues = dict(self._queues)
         sqs = self._aws.client("sqs")
-        for url in queues:
+        try:
+            mappings = [
+                m
+                for page in self._aws.client("lambda")
+                .get_paginator("list_event_source_mappings")
+                .paginate()
+                for m in page["EventSourceMappings"]
+            ]
+        except Exception:  # the server stopping under us: what the pollers know will do
+            mappings = []
+        for mapping in mappings:
+            arn = str(mapping.get("EventSourceArn", ""))
+            enabled = arn.startswith("arn:aws:sqs:") and mapping.get("State") == "Enabled"
+            if enabled and mapping["UUID"] not in queues:
+                try:
+                    queues[mapping["UUID"]] = _queue_url(self._aws, arn)
+                except sqs.exceptions.QueueDoesNotExist:
+                    continue
+        for url in queues.values():
             try:
                 attributes = sqs.get_queue_attributes(
                     QueueUrl=url,
