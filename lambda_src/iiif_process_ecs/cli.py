@@ -200,6 +200,13 @@ FLAGS: tuple[Flag, ...] = (
         "-mode retry: the queue re-queued keys are sent to (default: the stack's).",
     ),
     Flag(
+        "alarm-topic",
+        "string",
+        "",
+        "-mode status: show the state of the alarms notifying this SNS topic (default: the "
+        "stack's AlarmTopicArn).",
+    ),
+    Flag(
         "recipe",
         "string",
         "",
@@ -269,6 +276,7 @@ STACK_FILLS = {
     "SourceBucketName": "source-bucket",
     "LedgerTableName": "ledger-table",
     "EventQueueUrl": "event-queue-url",
+    "AlarmTopicArn": "alarm-topic",
 }
 
 

@@ -52,6 +52,31 @@ def status_report(ledger: Ledger, ecs: Any, cluster: str) -> dict[str, Any]:
     return {"counts": counts, "failed": failed, "running_tasks": running_tasks(ecs, cluster)}
 
 
+def alarm_states(cloudwatch: Any, topic_arn: str) -> list[dict[str, str]]:
+    """``[{"name", "state", "reason"}]`` of the metric alarms that notify ``topic_arn`` (the
+    stack's alarms), by name; paginated DescribeAlarms, no other call."""
+    alarms = [
+        {
+            "name": str(alarm["AlarmName"]),
+            "state": str(alarm.get("StateValue", "")),
+            "reason": str(alarm.get("StateReason", "")),
+        }
+        for page in cloudwatch.get_paginator("describe_alarms").paginate(AlarmTypes=["MetricAlarm"])
+        for alarm in page.get("MetricAlarms", [])
+        if topic_arn in alarm.get("AlarmActions", [])
+    ]
+    return sorted(alarms, key=lambda alarm: alarm["name"])
+
+
+def format_alarms(alarms: Iterable[Mapping[str, str]]) -> str:
+    """One line per alarm, those in ALARM first."""
+    ordered = sorted(alarms, key=lambda alarm: (alarm["state"] != "ALARM", alarm["name"]))
+    if not ordered:
+        return "Alarms: none found for the topic.\n"
+    lines = ["Alarms:"] + [f"  {alarm['state']:<17}  {alarm['name']}" for alarm in ordered]
+    return "\n".join(lines) + "\n"
+
+
 def group_by_reason(failed: Iterable[Mapping[str, Any]]) -> list[tuple[str, int, list[str]]]:
     """(reason, count, up to EXAMPLES_PER_REASON example URIs), most frequent first."""
     groups: dict[str, list[str]] = {}
@@ -199,11 +224,15 @@ def run_ledger_mode(
         report = status_report(ledger, ecs, values["cluster"])
         region = getattr(session, "region_name", "") or ""
         report["cost"] = status_cost(ledger, ecs, values, region, now or datetime.now(UTC))
+        if values.get("alarm-topic"):
+            report["alarms"] = alarm_states(session.client("cloudwatch"), values["alarm-topic"])
         if values["json"]:
             stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         else:
             stdout.write(format_status(report, values["ledger-table"]))
             stdout.write(format_cost(report["cost"]))
+            if "alarms" in report:
+                stdout.write(format_alarms(report["alarms"]))
         return 0
     _require(values, mode, "ledger-table", "event-queue-url", "source-bucket")
     requeuer = Requeuer(

@@ -92,9 +92,10 @@ def start_task(infra: Infra, started_by: str = "iiif-process-ecs") -> str:
     )["tasks"][0]["taskArn"]
 
 
-def deploy_stack(infra: Infra, table: str, queue: str) -> str:
+def deploy_stack(infra: Infra, table: str, queue: str, **more_outputs: str) -> str:
     name = f"stack-{uuid.uuid4().hex[:8]}"
     outputs = {
+        **more_outputs,
         "ClusterName": infra.cluster,
         "TaskDefinitionArn": infra.task_definition,
         "ContainerName": infra.container,
@@ -158,6 +159,53 @@ def test_status_json_has_counts_failures_and_running_tasks(
         ],
         "running_tasks": 1,
     }
+
+
+def alarm(name: str, topic: str | None) -> None:
+    boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
+        AlarmName=name,
+        Namespace="IiifProcess",
+        MetricName="TasksKilledOutOfMemory",
+        Statistic="Sum",
+        Period=60,
+        EvaluationPeriods=1,
+        Threshold=0,
+        ComparisonOperator="GreaterThanThreshold",
+        AlarmActions=[topic] if topic else [],
+    )
+
+
+def test_status_shows_the_state_of_the_stacks_alarms(infra: Infra, table: str, queue: str) -> None:
+    topic = boto3.client("sns", region_name=REGION).create_topic(
+        Name=f"alarms-{uuid.uuid4().hex[:8]}"
+    )["TopicArn"]
+    alarm("oom", topic)
+    alarm("dlq", topic)
+    alarm("someone-elses", None)
+    boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
+        AlarmName="oom", StateValue="ALARM", StateReason="a task was killed"
+    )
+    stack = deploy_stack(infra, table, queue, AlarmTopicArn=topic)
+    status, out, _ = cli(["-stack", stack, "-mode", "status", "-json"])
+    states = {a["name"]: a["state"] for a in json.loads(out)["alarms"]}
+    assert (status, states) == (0, {"dlq": "OK", "oom": "ALARM"})
+
+
+def test_status_text_lists_alarms_in_alarm_first(infra: Infra, table: str, queue: str) -> None:
+    topic = boto3.client("sns", region_name=REGION).create_topic(
+        Name=f"alarms-{uuid.uuid4().hex[:8]}"
+    )["TopicArn"]
+    alarm("a-dlq", topic)
+    alarm("z-oom", topic)
+    boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
+        AlarmName="z-oom", StateValue="ALARM", StateReason="a task was killed"
+    )
+    _, out, _ = cli(
+        ["-stack", deploy_stack(infra, table, queue, AlarmTopicArn=topic), "-mode", "status"]
+    )
+    lines = out.splitlines()
+    first = lines.index("Alarms:") + 1
+    assert lines[first].split() == ["ALARM", "z-oom"]
 
 
 def test_status_text_groups_failures_by_reason_with_examples(infra: Infra, table: str) -> None:
