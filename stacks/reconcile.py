@@ -12,8 +12,6 @@ from __future__ import annotations
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
-from aws_cdk import aws_iam as iam
-from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as lambda_event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
@@ -23,8 +21,9 @@ from stacks.checkov import skip_checkov
 from stacks.event_queue import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_FACTOR
 from stacks.nag import acknowledge
 from stacks.queues import secure_queue
+from stacks.runtime_function import runtime_function
 from stacks.settings import Settings
-from stacks.trigger import CODE_EXCLUDES, LAMBDA_DIR, RUNTIME, skip_function_checks
+from stacks.trigger import skip_function_checks
 
 HANDLER = "reconcile_handler.handler"
 # A few stopped tasks at a time is plenty (each is a Query and a few writes); 2 is the least an
@@ -85,32 +84,20 @@ class Reconcile(Construct):
         )
         # The target adds the queue policy that lets events.amazonaws.com (this rule only) send.
         self.rule.add_target(targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue))
-        self.log_group = logs.LogGroup(
-            self, "LogGroup", retention=log_retention, removal_policy=removal_policy
-        )
-        role = iam.Role(
+        made = runtime_function(
             self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="iiif-process reconcile: re-queues or re-runs the keys of stopped tasks.",
-        )
-        self.role: iam.IRole = role
-        self.log_group.grant_write(role)
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=CODE_EXCLUDES),
-            role=role,
-            timeout=cdk.Duration.seconds(settings.lambda_timeout_seconds),
-            memory_size=settings.lambda_memory_mib,
-            reserved_concurrent_executions=RESERVED_CONCURRENCY,
-            log_group=self.log_group,
-            environment=environment,
             description="Re-queues or re-runs the unfinished keys of stopped iiif-process tasks.",
+            role_description="iiif-process reconcile: re-queues or re-runs the keys of stopped "
+            "tasks.",
+            environment=environment,
+            timeout_seconds=settings.lambda_timeout_seconds,
+            memory_mib=settings.lambda_memory_mib,
+            reserved_concurrency=RESERVED_CONCURRENCY,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
         )
+        self.function, self.role, self.log_group = made.function, made.role, made.log_group
         self.event_source = lambda_event_sources.SqsEventSource(
             self.queue,
             batch_size=BATCH_SIZE,

@@ -5,8 +5,6 @@ S3 notifications reach it through the event queue (`stacks/event_queue.py`).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -17,17 +15,12 @@ from constructs import Construct
 from stacks.checkov import skip_checkov
 from stacks.nag import acknowledge, bucket_arn_in_findings
 from stacks.queues import secure_queue
+from stacks.runtime_function import runtime_function
 from stacks.settings import Settings
 
-LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
-"""The function's code: `handler.py` and the `iiif_process_ecs` package (boto3 only)."""
-
 HANDLER = "handler.handler"
-RUNTIME = lambda_.Runtime.PYTHON_3_14
 CONFIG_PATH = "/etc/go-iiif/config.json"
 INSTRUCTIONS_PATH = "/etc/go-iiif/instructions.json"
-
-CODE_EXCLUDES = ["requirements.txt", "**/__pycache__", "**/*.pyc", "**/*.egg-info"]
 
 
 class Trigger(Construct):
@@ -53,35 +46,20 @@ class Trigger(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.dead_letter_queue = secure_queue(self, "DeadLetterQueue")
-        self.log_group = logs.LogGroup(
-            self, "LogGroup", retention=log_retention, removal_policy=removal_policy
-        )
-        # An own role instead of CDK's default one, which attaches the AWSLambdaBasicExecutionRole
-        # managed policy (logs:* on every log group); this one writes to its log group only.
-        role = iam.Role(
+        made = runtime_function(
             self,
-            "Role",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="iiif-process trigger: writes its logs, runs the iiif-process task.",
-        )
-        self.role: iam.IRole = role
-        self.log_group.grant_write(role)
-        self.function = lambda_.Function(
-            self,
-            "Function",
-            runtime=RUNTIME,
-            architecture=lambda_.Architecture.ARM_64,
             handler=HANDLER,
-            code=lambda_.Code.from_asset(str(LAMBDA_DIR), exclude=CODE_EXCLUDES),
-            role=role,
-            timeout=cdk.Duration.seconds(settings.lambda_timeout_seconds),
-            memory_size=settings.lambda_memory_mib,
-            reserved_concurrent_executions=settings.lambda_reserved_concurrency,
-            dead_letter_queue=self.dead_letter_queue,
-            log_group=self.log_group,
-            environment=environment,
             description="Starts iiif-process Fargate tasks for images put in the source bucket.",
+            role_description="iiif-process trigger: writes its logs, runs the iiif-process task.",
+            environment=environment,
+            timeout_seconds=settings.lambda_timeout_seconds,
+            memory_mib=settings.lambda_memory_mib,
+            reserved_concurrency=settings.lambda_reserved_concurrency,
+            log_retention=log_retention,
+            removal_policy=removal_policy,
+            dead_letter_queue=self.dead_letter_queue,
         )
+        self.function, self.role, self.log_group = made.function, made.role, made.log_group
         self._acknowledge()
 
     def grant_head_source_objects(self, source: s3.IBucket) -> iam.Grant:
