@@ -77,6 +77,14 @@ def format_alarms(alarms: Iterable[Mapping[str, str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_report(report: Mapping[str, Any], table: str) -> str:
+    """The whole human-readable status: counts and failures, cost, and alarms when asked for."""
+    text = format_status(report, table) + format_cost(report["cost"])
+    if "alarms" in report:
+        text += format_alarms(report["alarms"])
+    return text
+
+
 def group_by_reason(failed: Iterable[Mapping[str, Any]]) -> list[tuple[str, int, list[str]]]:
     """(reason, count, up to EXAMPLES_PER_REASON example URIs), most frequent first."""
     groups: dict[str, list[str]] = {}
@@ -229,10 +237,7 @@ def run_ledger_mode(
         if values["json"]:
             stdout.write(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
         else:
-            stdout.write(format_status(report, values["ledger-table"]))
-            stdout.write(format_cost(report["cost"]))
-            if "alarms" in report:
-                stdout.write(format_alarms(report["alarms"]))
+            stdout.write(format_report(report, values["ledger-table"]))
         return 0
     _require(values, mode, "ledger-table", "event-queue-url", "source-bucket")
     requeuer = Requeuer(

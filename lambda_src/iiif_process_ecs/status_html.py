@@ -30,8 +30,7 @@ from typing import Any, TextIO
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .ledger import STATUSES
-from .status import format_status, group_by_reason, run_ledger_mode
-from .status_cost import format_cost
+from .status import format_report, group_by_reason, run_ledger_mode
 
 THUMBNAIL_MAX_BYTES = 2 * 1024 * 1024
 THUMBNAILS_PER_REASON = 12
@@ -319,8 +318,7 @@ def run_status_html(
     if values["json"]:
         stdout.write(buffer.getvalue())
     else:
-        stdout.write(format_status(report, values["ledger-table"]))
-        stdout.write(format_cost(report["cost"]))
+        stdout.write(format_report(report, values["ledger-table"]))
     bucket = values.get("source-bucket") or ""
     if bucket:
         thumbnails = fetch_thumbnails(session.client("s3"), bucket, report["failed"])

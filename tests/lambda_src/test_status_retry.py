@@ -161,6 +161,11 @@ def test_status_json_has_counts_failures_and_running_tasks(
     }
 
 
+def new_topic() -> str:
+    name = f"alarms-{uuid.uuid4().hex[:8]}"
+    return boto3.client("sns", region_name=REGION).create_topic(Name=name)["TopicArn"]
+
+
 def alarm(name: str, topic: str | None) -> None:
     boto3.client("cloudwatch", region_name=REGION).put_metric_alarm(
         AlarmName=name,
@@ -176,9 +181,7 @@ def alarm(name: str, topic: str | None) -> None:
 
 
 def test_status_shows_the_state_of_the_stacks_alarms(infra: Infra, table: str, queue: str) -> None:
-    topic = boto3.client("sns", region_name=REGION).create_topic(
-        Name=f"alarms-{uuid.uuid4().hex[:8]}"
-    )["TopicArn"]
+    topic = new_topic()
     alarm("oom", topic)
     alarm("dlq", topic)
     alarm("someone-elses", None)
@@ -192,9 +195,7 @@ def test_status_shows_the_state_of_the_stacks_alarms(infra: Infra, table: str, q
 
 
 def test_status_text_lists_alarms_in_alarm_first(infra: Infra, table: str, queue: str) -> None:
-    topic = boto3.client("sns", region_name=REGION).create_topic(
-        Name=f"alarms-{uuid.uuid4().hex[:8]}"
-    )["TopicArn"]
+    topic = new_topic()
     alarm("a-dlq", topic)
     alarm("z-oom", topic)
     boto3.client("cloudwatch", region_name=REGION).set_alarm_state(
@@ -206,6 +207,17 @@ def test_status_text_lists_alarms_in_alarm_first(infra: Infra, table: str, queue
     lines = out.splitlines()
     first = lines.index("Alarms:") + 1
     assert lines[first].split() == ["ALARM", "z-oom"]
+
+
+def test_status_with_html_prints_the_alarms_too(
+    infra: Infra, table: str, queue: str, tmp_path: Any
+) -> None:
+    topic = new_topic()
+    alarm("dlq-html", topic)
+    stack = deploy_stack(infra, table, queue, AlarmTopicArn=topic)
+    _, out, _ = cli(["-stack", stack, "-mode", "status", "-html", str(tmp_path / "s.html")])
+    lines = out.splitlines()
+    assert lines[lines.index("Alarms:") + 1].split() == ["OK", "dlq-html"]
 
 
 def test_status_text_groups_failures_by_reason_with_examples(infra: Infra, table: str) -> None:
