@@ -24,7 +24,7 @@ from . import logs
 from .backfill import BackfillUsageError
 from .backfill_mode import run_backfill_mode
 from .claims import recipe_of_task_definition
-from .clients import LazyClient
+from .clients import LazyClient, new_session
 from .cost import PriceError
 from .dsn import DsnError, session_from_dsn
 from .events import InvalidEvent, ObjectRecord
@@ -340,7 +340,7 @@ def main(
 
 
 def _session(dsn: str) -> boto3.Session:
-    return session_from_dsn(dsn) if dsn else boto3.Session()
+    return session_from_dsn(dsn) if dsn else new_session()
 
 
 def _run(flags: ParsedFlags, rt: Runtime) -> int:

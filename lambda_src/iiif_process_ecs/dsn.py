@@ -19,6 +19,8 @@ import boto3
 import botocore.session
 from botocore.exceptions import ProfileNotFound
 
+from .clients import new_session
+
 KNOWN_KEYS = ("region", "credentials")
 EXPECTED = "'region=R credentials=C'"
 
@@ -67,7 +69,7 @@ def session_from_dsn(text: str) -> boto3.Session:
     dsn = parse_dsn(text)
     credentials = dsn.credentials
     if credentials == "iam:":
-        return boto3.Session(region_name=dsn.region)
+        return new_session(region_name=dsn.region)
     if credentials == "env:":
         return _env_session(dsn.region)
     path, sep, profile = credentials.rpartition(":")
@@ -78,7 +80,7 @@ def session_from_dsn(text: str) -> boto3.Session:
             )
         return _file_session(dsn.region, path, profile)
     try:
-        return boto3.Session(region_name=dsn.region, profile_name=credentials)
+        return new_session(region_name=dsn.region, profile_name=credentials)
     except ProfileNotFound:
         raise DsnError(
             "credentials=PROFILE: no such profile in the AWS config or credentials file"
@@ -93,7 +95,7 @@ def _env_session(region: str) -> boto3.Session:
         raise DsnError(
             "credentials=env: but AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not both set"
         )
-    return boto3.Session(
+    return new_session(
         region_name=region,
         aws_access_key_id=found.access_key,
         aws_secret_access_key=found.secret_key,
@@ -127,7 +129,7 @@ def _file_session(region: str, path: str, profile: str) -> boto3.Session:
         raise DsnError(
             f"{where}: the profile's section lacks aws_access_key_id or aws_secret_access_key"
         )
-    return boto3.Session(
+    return new_session(
         region_name=region,
         aws_access_key_id=key_id,
         aws_secret_access_key=secret,

@@ -1,4 +1,4 @@
-"""Start one ECS task per batch with RunTask; retry what is worth retrying within a time budget."""
+"""Start one ECS task per batch with RunTask; retry capacity failures within a time budget."""
 
 from __future__ import annotations
 
@@ -14,21 +14,10 @@ from .batching import STARTED_BY, Batch, network_configuration
 from .logs import log
 from .settings import Settings
 
-# Errors that can go away by themselves. Anything else from RunTask is a configuration problem
-# (AccessDenied, ClientException, InvalidParameterException, ClusterNotFoundException, ...).
-RETRYABLE_ERROR_CODES = frozenset(
-    {
-        "ThrottlingException",
-        "Throttling",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "ServerException",
-        "ServiceUnavailable",
-        "ServiceUnavailableException",
-        "InternalFailure",
-        "InternalServerError",
-    }
-)
+# Throttling, 5xx and connection errors are retried by botocore itself (standard retry mode,
+# clients.CLIENT_CONFIG) before an exception reaches us; a loop of ours around them would multiply
+# the attempts. What botocore cannot see is a RunTask that answers 200 with ``failures[]`` (no
+# capacity right now): only that is retried here, within the Lambda's time.
 
 
 # No RunTask starts with less time left than this: a call that outlives the Lambda's deadline
@@ -147,7 +136,7 @@ class Launcher:
             attempt += 1
             if not retryable:
                 log("task not started", reason=error, uris=list(batch.uris), retryable=False)
-                return None, f"RunTask failed (not retried): {error}"
+                return None, f"RunTask failed: {error}"
             delay = self.backoff.delay(attempt, self.rand)
             if attempt >= self.backoff.max_attempts or self.remaining_seconds() - delay < max(
                 self.backoff.reserve, self.margin()
@@ -192,10 +181,9 @@ class Launcher:
                 existing = error.response.get("resourceIds") or []
                 if existing:
                     return str(existing[0]), "", False
-            return None, f"{code}: {message}".strip(": "), code in RETRYABLE_ERROR_CODES
+            return None, f"{code}: {message}".strip(": "), False
         except BotoCoreError as error:
-            # Connection problems and the like: worth another try.
-            return None, f"{type(error).__name__}: {error}", True
+            return None, f"{type(error).__name__}: {error}", False
 
         # Partial success raises nothing: read failures[] every time.
         failures = response.get("failures") or []

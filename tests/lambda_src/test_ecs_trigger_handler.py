@@ -1,7 +1,8 @@
 """The Lambda handler under moto: event shapes to tasks, retries, partial success, duplicates.
 
-moto cannot produce throttling or capacity failures, nor does it honour clientToken; those are
-injected by wrapping the moto client (FlakyEcs), and idempotency is checked on the token sent.
+moto cannot produce throttling or capacity failures, nor does it honour clientToken: throttling is
+answered at botocore's HTTP hook (so botocore's own retries run), capacity failures by wrapping
+the moto client (FlakyEcs), and idempotency is checked on the token sent.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
+from botocore.retries.standard import ExponentialBackoff
+from iiif_process_ecs.clients import MAX_ATTEMPTS, new_session
 from iiif_process_ecs.service import TasksNotStarted, handle_event
 from iiif_process_ecs.settings import SettingsError
 
@@ -63,12 +67,6 @@ class FlakyEcs:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.real, name)
-
-
-def throttled() -> ClientError:
-    return ClientError(
-        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}}, "RunTask"
-    )
 
 
 CAPACITY = {
@@ -238,11 +236,60 @@ def test_a_new_upload_of_the_same_key_gets_a_new_token(infra: Infra) -> None:
     assert first.calls[0]["clientToken"] != second.calls[0]["clientToken"]
 
 
-def test_throttling_is_retried_with_backoff(infra: Infra) -> None:
-    ecs, clock = FlakyEcs([throttled(), throttled()]), FakeClock()
+class _Body:
+    """The raw body of a canned HTTP response."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self.data
+
+    def read(self, *_: Any, **__: Any) -> bytes:
+        return self.data
+
+
+def throttling_ecs(monkeypatch: pytest.MonkeyPatch, throttles: int) -> tuple[Any, list[int]]:
+    """A real ECS client of :func:`new_session` (against moto) whose first ``throttles`` RunTask
+    HTTP requests are answered 400 ThrottlingException, so botocore's own retry logic runs;
+    returns the client and the list of request numbers sent."""
+    monkeypatch.setattr(ExponentialBackoff, "delay_amount", lambda self, context: 0.0)
+    ecs = new_session(region_name=REGION).client("ecs")
+    sent: list[int] = []
+
+    def answer(**_: Any) -> AWSResponse | None:
+        sent.append(len(sent) + 1)
+        if len(sent) > throttles:
+            return None
+        body = b'{"__type":"ThrottlingException","message":"Rate exceeded"}'
+        headers = {"Content-Type": "application/x-amz-json-1.1"}
+        return AWSResponse("https://ecs", 400, headers, _Body(body))
+
+    ecs.meta.events.register("before-send.ecs.RunTask", answer)
+    return ecs, sent
+
+
+def test_throttling_is_retried_by_botocore_without_our_loop(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (ecs, sent), clock = throttling_ecs(monkeypatch, throttles=2), FakeClock()
     response = run(infra, {"uris": ["a.jpg"]}, ecs=ecs, clock=clock)
     assert len(response["launched"]) == 1
-    assert len(ecs.calls) == 3
+    assert (len(sent), clock.sleeps) == (3, [])
+
+
+def test_throttling_beyond_botocores_attempts_is_not_retried_again(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (ecs, sent), clock = throttling_ecs(monkeypatch, throttles=100), FakeClock()
+    with pytest.raises(TasksNotStarted, match="ThrottlingException"):
+        run(infra, {"uris": ["a.jpg"]}, ecs=ecs, clock=clock)
+    assert (len(sent), clock.sleeps) == (MAX_ATTEMPTS, [])
+
+
+def test_capacity_failures_are_retried_with_backoff(infra: Infra) -> None:
+    ecs, clock = FlakyEcs([CAPACITY, CAPACITY]), FakeClock()
+    run(infra, {"uris": ["a.jpg"]}, ecs=ecs, clock=clock)
     assert clock.sleeps == [1.0, 2.0]
     assert len({c["clientToken"] for c in ecs.calls}) == 1
 
@@ -266,8 +313,8 @@ def test_configuration_error_is_not_retried_and_fails_the_invocation(infra: Infr
 
 
 def test_retries_stop_inside_the_lambda_time(infra: Infra) -> None:
-    ecs, clock = FlakyEcs([throttled()] * 50), FakeClock(remaining=12.0)
-    with pytest.raises(TasksNotStarted, match="ThrottlingException"):
+    ecs, clock = FlakyEcs([CAPACITY] * 50), FakeClock(remaining=12.0)
+    with pytest.raises(TasksNotStarted, match="Capacity is unavailable"):
         run(infra, {"uris": ["a.jpg"]}, ecs=ecs, clock=clock)
     assert clock.remaining >= 5.0  # the reserve is never slept away
     assert len(ecs.calls) < 50
@@ -275,7 +322,7 @@ def test_retries_stop_inside_the_lambda_time(infra: Infra) -> None:
 
 def test_partial_success_raises_and_a_retry_repeats_the_started_batch_token(infra: Infra) -> None:
     event = {"uris": ["a.jpg", "b.jpg"]}
-    first = FlakyEcs([None] + [throttled()] * 20)
+    first = FlakyEcs([None] + [CAPACITY] * 20)
     with pytest.raises(TasksNotStarted) as raised:
         run(infra, event, ecs=first, IIIF_PROCESS_MAX_URIS_PER_TASK="1")
     outcome = raised.value.outcome
