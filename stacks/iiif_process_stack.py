@@ -8,13 +8,14 @@ import aws_cdk as cdk
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from stacks.distribution import Distribution
 from stacks.event_queue import EventQueue
 from stacks.image_repository import ImageRepository
 from stacks.ledger import Ledger
 from stacks.monitoring import Monitoring, Thresholds
 from stacks.network import Network
-from stacks.processing import LOG_STREAM_PREFIX, Processing
-from stacks.recipe import image_recipe
+from stacks.processing import LOG_STREAM_PREFIX, DeepZoom, Processing
+from stacks.recipe import TileRecipe, image_recipe
 from stacks.reconcile import Reconcile
 from stacks.settings import LOG_RETENTION_DAYS, Settings
 from stacks.storage import Storage
@@ -24,7 +25,7 @@ _RETENTION_BY_DAYS = dict(zip(LOG_RETENTION_DAYS, list(logs.RetentionDays)[:-1],
 
 
 class IiifProcessStack(cdk.Stack):
-    """Buckets, network, image repository, ledger, ECS task, event queue, trigger, reconcile.
+    """Buckets, CDN, network, image repository, ledger, ECS task, event queue, trigger, reconcile.
 
     Stack outputs carry the names in docs/contracts.md (`ClusterName`, `TaskDefinitionArn`, ...).
     """
@@ -47,6 +48,12 @@ class IiifProcessStack(cdk.Stack):
         )
 
         self.storage = Storage(self, "Storage", settings=settings)
+        # Issue #11: the private derivatives bucket served to IIIF viewers over HTTPS.
+        self.distribution = (
+            Distribution(self, "Distribution", bucket=self.storage.derivatives_bucket)
+            if settings.cloudfront
+            else None
+        )
         self.network = Network(
             self,
             "Network",
@@ -56,7 +63,7 @@ class IiifProcessStack(cdk.Stack):
         )
         self.image_repository = ImageRepository(self, "ImageRepository", settings=settings)
         self.ledger = Ledger(self, "Ledger", removal_policy=removal_policy)
-        self.recipe = image_recipe()
+        self.recipe = image_recipe(tiles=self._tile_recipe())
         source, derivatives = self.storage.source_bucket, self.storage.derivatives_bucket
         self.processing = Processing(
             self,
@@ -68,6 +75,12 @@ class IiifProcessStack(cdk.Stack):
             derivatives_bucket_name=derivatives.bucket_name,
             ledger_table_name=self.ledger.table.table_name,
             recipe=self.recipe,
+            deep_zoom=DeepZoom(
+                tiles=settings.tiles,
+                iiif_api_version=settings.iiif_api_version,
+                tile_size=settings.tile_size,
+                public_base_url=self.public_base_url,
+            ),
             stack_name=self.stack_name,
             log_retention=retention,
             removal_policy=removal_policy,
@@ -130,6 +143,26 @@ class IiifProcessStack(cdk.Stack):
             removal_policy=removal_policy,
         )
         self._outputs()
+
+    @property
+    def public_base_url(self) -> str:
+        """Where viewers read the derivatives (docs/contracts.md, `IIIF_PROCESS_PUBLIC_BASE_URL`):
+        the `publicBaseUrl` setting, else the distribution, else the bucket's regional address."""
+        if self.settings.public_base_url is not None:
+            return self.settings.public_base_url
+        if self.distribution is not None:
+            return f"https://{self.distribution.domain_name}"
+        return f"https://{self.storage.derivatives_bucket.bucket_regional_domain_name}"
+
+    def _tile_recipe(self) -> TileRecipe:
+        settings = self.settings
+        base_url = settings.public_base_url or ("cloudfront" if settings.cloudfront else "bucket")
+        return TileRecipe(
+            tiles=settings.tiles,
+            iiif_api_version=settings.iiif_api_version,
+            tile_size=settings.tile_size,
+            base_url=base_url,
+        )
 
     @property
     def _subnet_ids(self) -> str:
@@ -199,6 +232,7 @@ class IiifProcessStack(cdk.Stack):
             "ReconcileQueueUrl": self.reconcile.queue.queue_url,
             "DashboardName": self.monitoring.dashboard.dashboard_name,
             "AlarmTopicArn": self.monitoring.topic.topic_arn,
+            "PublicBaseUrl": self.public_base_url,
         }
         for key, value in outputs.items():
             cdk.CfnOutput(self, key, value=value)

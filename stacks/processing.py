@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import aws_cdk as cdk
@@ -31,6 +32,43 @@ CONTAINER_USER = "1000:1000"
 _ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/*.egg-info"]
 
 
+@dataclass(frozen=True, kw_only=True)
+class DeepZoom:
+    """What the task needs for tiles, `info.json` and manifests (docs/contracts.md, "Deep zoom").
+
+    `public_base_url` may be a token (the CloudFront domain); the settings that produce it are
+    validated in `stacks.settings`, and the tool checks the value again at run time.
+    """
+
+    tiles: bool
+    iiif_api_version: int
+    tile_size: int
+    public_base_url: str
+
+    def __post_init__(self) -> None:
+        if self.iiif_api_version not in (2, 3):
+            raise ValueError(f"iiif_api_version must be 2 or 3, got {self.iiif_api_version!r}")
+        if isinstance(self.tile_size, bool) or not 64 <= self.tile_size <= 4096:
+            raise ValueError(f"tile_size must be 64 to 4096 pixels, got {self.tile_size!r}")
+        if not cdk.Token.is_unresolved(self.public_base_url) and (
+            not self.public_base_url.startswith(("https://", "http://"))
+            or self.public_base_url.endswith("/")
+        ):
+            raise ValueError(
+                f"public_base_url must be an http(s) URL without a trailing slash, got "
+                f"{self.public_base_url!r}"
+            )
+
+    def environment(self) -> dict[str, str]:
+        """The container variables of the contract."""
+        return {
+            "IIIF_PROCESS_TILES": "true" if self.tiles else "false",
+            "IIIF_PROCESS_IIIF_API_VERSION": str(self.iiif_api_version),
+            "IIIF_PROCESS_TILE_SIZE": str(self.tile_size),
+            "IIIF_PROCESS_PUBLIC_BASE_URL": self.public_base_url,
+        }
+
+
 class Processing(Construct):
     """The cluster, task definition and log group that run `/bin/iiif-process`.
 
@@ -55,6 +93,7 @@ class Processing(Construct):
         derivatives_bucket_name: str,
         ledger_table_name: str,
         recipe: str,
+        deep_zoom: DeepZoom,
         stack_name: str,
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
@@ -111,6 +150,8 @@ class Processing(Construct):
                 "IIIF_PROCESS_MAX_SOURCE_BYTES": str(settings.max_source_bytes),
                 # docs/contracts.md, "Metrics": the `Stack` dimension of every metric.
                 "IIIF_PROCESS_STACK_NAME": stack_name,
+                # docs/contracts.md, "Deep zoom": tiles, info.json and manifest of each image.
+                **deep_zoom.environment(),
             },
         )
         self.task_role: iam.IRole = self.task_definition.task_role
@@ -175,7 +216,8 @@ class Processing(Construct):
             self.task_definition,
             "AwsSolutions-ECS2",
             "The environment holds the bucket URIs, the ledger table name, the recipe hash, "
-            "the size limit and the stack name: no secrets, and the names are also stack outputs.",
+            "the size limit, the stack name and the deep-zoom settings with the public base URL: "
+            "no secrets, and the names are also stack outputs.",
         )
         skip_checkov(
             self.log_group,

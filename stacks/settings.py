@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 RemovalPolicyName = Literal["retain", "destroy"]
 CpuArchitecture = Literal["X86_64", "ARM64"]
@@ -56,6 +57,12 @@ STALLED_QUEUE_SECONDS = (60, 14 * 24 * 3600)
 FAILURE_RATE_PERCENT = (1, 100)
 # One alarm period of this many minutes; CloudWatch alarm periods are at most one day.
 FAILURE_RATE_WINDOW_MINUTES = (1, 1440)
+
+# Deep zoom (issue #11): IIIF Image API versions the task writes, and the tile edge in pixels.
+IIIF_API_VERSIONS = (2, 3)
+TILE_SIZE = (64, 4096)
+# Plain http is accepted only for these hosts: the local stand-in for CloudFront (local_aws/).
+_LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IP_ADDRESS = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -151,6 +158,17 @@ class Settings:
     """`failureRatePercent`: alarm when more than this share of images fail in the window."""
     failure_rate_window_minutes: int = 15
     """`failureRateWindowMinutes`: the window (alarm period) of that failure rate."""
+    tiles: bool = True
+    """`tiles`: also write IIIF Level 0 tiles, `info.json` and `manifest.json` per image."""
+    iiif_api_version: int = 3
+    """`iiifApiVersion`: the IIIF Image API (2 or 3) of `info.json` and the tile paths."""
+    tile_size: int = 512
+    """`tileSize`: tile width and height in pixels."""
+    public_base_url: str | None = None
+    """`publicBaseUrl`: where viewers read the derivatives bucket (https, no trailing slash);
+    unset = the CloudFront distribution's address, or the bucket's own without `cloudfront`."""
+    cloudfront: bool = True
+    """`cloudfront`: serve the derivatives bucket over HTTPS through a CloudFront distribution."""
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -258,6 +276,11 @@ def _context_keys() -> dict[str, tuple[str, Callable[[str, Any], Any]]]:
         "stalledQueueSeconds": ("stalled_queue_seconds", _as_int),
         "failureRatePercent": ("failure_rate_percent", _as_int),
         "failureRateWindowMinutes": ("failure_rate_window_minutes", _as_int),
+        "tiles": ("tiles", _as_bool),
+        "iiifApiVersion": ("iiif_api_version", _as_int),
+        "tileSize": ("tile_size", _as_int),
+        "publicBaseUrl": ("public_base_url", _as_optional_str),
+        "cloudfront": ("cloudfront", _as_bool),
     }
 
 
@@ -409,6 +432,41 @@ def _validate(s: Settings) -> None:
     _check_range(s, "stalled_queue_seconds", STALLED_QUEUE_SECONDS, "seconds")
     _check_range(s, "failure_rate_percent", FAILURE_RATE_PERCENT, "percent")
     _check_range(s, "failure_rate_window_minutes", FAILURE_RATE_WINDOW_MINUTES, "minutes")
+    _check_deep_zoom(s)
+
+
+def _check_deep_zoom(s: Settings) -> None:
+    _check_choice(s, "tiles", (True, False))
+    _check_choice(s, "iiif_api_version", IIIF_API_VERSIONS)
+    _check_range(s, "tile_size", TILE_SIZE, "pixels")
+    _check_choice(s, "cloudfront", (True, False))
+    if s.public_base_url is not None and not _is_base_url(s.public_base_url):
+        raise _fail(
+            "public_base_url",
+            s.public_base_url,
+            "an https:// URL without a trailing slash, query or fragment, such as "
+            "https://images.example.org or https://example.org/iiif (http:// only for "
+            "localhost, the local stand-in), or empty for the default",
+        )
+
+
+def _is_base_url(value: Any) -> bool:
+    if not isinstance(value, str) or value != value.strip() or value.endswith("/"):
+        return False
+    if any(c.isspace() or ord(c) < 0x20 for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number in range
+    except ValueError:
+        return False
+    if parts.query or parts.fragment or "?" in value or "#" in value or parts.username:
+        return False
+    if not parts.hostname:
+        return False
+    if parts.scheme == "https":
+        return True
+    return parts.scheme == "http" and parts.hostname in _LOCAL_HOSTS
 
 
 def _check_queue_batching(s: Settings) -> None:

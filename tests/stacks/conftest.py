@@ -23,6 +23,9 @@ IMPORTED_SUBNETS = ("subnet-0123456789abcdef0", "subnet-0fedcba9876543210")
 IMPORTED_SECURITY_GROUPS = ("sg-0123456789abcdef0",)
 IMAGE_TAG = "v1.2.3"
 ALARM_EMAIL = "ops@example.org"
+# Deep zoom (issue #11): the public base URLs of the variants that set one.
+V2_BASE_URL = "https://images.example.org/iiif"
+CUSTOM_BASE_URL = "https://iiif.example.org"
 
 
 @dataclass(frozen=True)
@@ -104,6 +107,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "failureRatePercent": "25",
         "failureRateWindowMinutes": "30",
     },
+    # Image API 2, small tiles, a custom domain in front of the stack's distribution (#11).
+    "iiif-v2": {
+        "stackName": "IiifV2Stack",
+        "iiifApiVersion": "2",
+        "tileSize": "256",
+        "publicBaseUrl": V2_BASE_URL,
+    },
+    # No CloudFront and no tiles: the base URL falls back to the bucket's own address.
+    "no-cdn": {"stackName": "NoCdnStack", "cloudfront": "false", "tiles": "false"},
+    # No CloudFront, tiles on, served from a URL of the user's own.
+    "own-cdn": {
+        "stackName": "OwnCdnStack",
+        "cloudfront": "false",
+        "publicBaseUrl": CUSTOM_BASE_URL,
+    },
 }
 
 
@@ -156,6 +174,24 @@ def keep_versions(synthesized: dict[str, Synthesized]) -> Synthesized:
 def destroyable(synthesized: dict[str, Synthesized]) -> Synthesized:
     """Imported source bucket with notifications, created derivatives bucket, destroy."""
     return synthesized["destroyable"]
+
+
+@pytest.fixture(scope="session")
+def iiif_v2(synthesized: dict[str, Synthesized]) -> Synthesized:
+    """`iiifApiVersion` 2, `tileSize` 256, `publicBaseUrl` set, CloudFront on."""
+    return synthesized["iiif-v2"]
+
+
+@pytest.fixture(scope="session")
+def no_cdn(synthesized: dict[str, Synthesized]) -> Synthesized:
+    """`cloudfront` and `tiles` off, no `publicBaseUrl`."""
+    return synthesized["no-cdn"]
+
+
+@pytest.fixture(scope="session")
+def own_cdn(synthesized: dict[str, Synthesized]) -> Synthesized:
+    """`cloudfront` off, tiles on, `publicBaseUrl` set."""
+    return synthesized["own-cdn"]
 
 
 @pytest.fixture(scope="session")

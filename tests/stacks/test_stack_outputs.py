@@ -4,18 +4,21 @@ from __future__ import annotations
 
 import re
 
-from tests.stacks.conftest import REPO_ROOT, Synthesized
+from tests.stacks.conftest import CUSTOM_BASE_URL, REPO_ROOT, V2_BASE_URL, Synthesized
 
 
 def _contract_output_keys() -> set[str]:
+    """The outputs section's list, plus any "Stack output `Name`" of a later section (#11)."""
     text = (REPO_ROOT / "docs" / "contracts.md").read_text()
     section = text.split("## Stack outputs", 1)[1].split("\n## ", 1)[0]
     paragraph = section.split("\n", 1)[1].split("Default stack name", 1)[0]
-    return set(re.findall(r"`([A-Za-z]+)`", paragraph))
+    return set(re.findall(r"`([A-Za-z]+)`", paragraph)) | set(
+        re.findall(r"Stack output `([A-Za-z]+)`", text)
+    )
 
 
-def test_contract_lists_twenty_outputs() -> None:
-    assert len(_contract_output_keys()) == 20
+def test_contract_lists_twenty_one_outputs() -> None:
+    assert len(_contract_output_keys()) == 21
 
 
 def test_every_contract_output_is_declared(default: Synthesized) -> None:
@@ -59,3 +62,24 @@ def test_reconcile_outputs_name_the_reconcile_function_and_queue(default: Synthe
         "reconcile_handler.handler",
         {"Fn::GetAtt": [queue, "Arn"]},
     )
+
+
+def test_public_base_url_output_is_the_distributions_https_address(default: Synthesized) -> None:
+    distribution = next(iter(default.resources("AWS::CloudFront::Distribution")))
+    default.template.has_output(
+        "PublicBaseUrl",
+        {"Value": {"Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}]]}},
+    )
+
+
+def test_public_base_url_output_follows_the_setting(iiif_v2: Synthesized) -> None:
+    iiif_v2.template.has_output("PublicBaseUrl", {"Value": V2_BASE_URL})
+
+
+def test_public_base_url_output_is_what_the_task_gets(own_cdn: Synthesized) -> None:
+    (task,) = own_cdn.resources("AWS::ECS::TaskDefinition").values()
+    environment = {
+        e["Name"]: e["Value"] for e in task["Properties"]["ContainerDefinitions"][0]["Environment"]
+    }
+    output = own_cdn.template.to_json()["Outputs"]["PublicBaseUrl"]["Value"]
+    assert output == environment["IIIF_PROCESS_PUBLIC_BASE_URL"] == CUSTOM_BASE_URL

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from stacks.recipe import image_recipe
-from tests.stacks.conftest import IMAGE_TAG, Synthesized
+from stacks.recipe import TileRecipe, image_recipe
+from tests.stacks.conftest import CUSTOM_BASE_URL, IMAGE_TAG, V2_BASE_URL, Synthesized
 
 
 def _task(synthesized: Synthesized) -> dict[str, Any]:
@@ -103,7 +103,8 @@ def test_container_environment_names_the_ledger_table(default: Synthesized) -> N
 
 
 def test_container_environment_carries_the_recipe(default: Synthesized) -> None:
-    assert _environment(default)["IIIF_PROCESS_RECIPE"] == image_recipe()
+    tiles = TileRecipe(tiles=True, iiif_api_version=3, tile_size=512, base_url="cloudfront")
+    assert _environment(default)["IIIF_PROCESS_RECIPE"] == image_recipe(tiles=tiles)
 
 
 def test_container_environment_carries_the_source_size_limit(default: Synthesized) -> None:
@@ -118,6 +119,10 @@ def test_container_environment_holds_nothing_else(default: Synthesized) -> None:
         "IIIF_PROCESS_RECIPE",
         "IIIF_PROCESS_MAX_SOURCE_BYTES",
         "IIIF_PROCESS_STACK_NAME",
+        "IIIF_PROCESS_TILES",
+        "IIIF_PROCESS_IIIF_API_VERSION",
+        "IIIF_PROCESS_TILE_SIZE",
+        "IIIF_PROCESS_PUBLIC_BASE_URL",
     }
 
 
@@ -151,3 +156,86 @@ def test_log_retention_follows_setting(imported: Synthesized) -> None:
 
 def test_container_source_size_limit_follows_setting(imported: Synthesized) -> None:
     assert _environment(imported)["IIIF_PROCESS_MAX_SOURCE_BYTES"] == "0"
+
+
+# --- deep zoom (issue #11): docs/contracts.md, "Deep zoom" ----------------------------------
+
+
+def _deep_zoom(synthesized: Synthesized) -> dict[str, Any]:
+    environment = _environment(synthesized)
+    return {
+        name: environment[name]
+        for name in (
+            "IIIF_PROCESS_TILES",
+            "IIIF_PROCESS_IIIF_API_VERSION",
+            "IIIF_PROCESS_TILE_SIZE",
+            "IIIF_PROCESS_PUBLIC_BASE_URL",
+        )
+    }
+
+
+def test_default_deep_zoom_is_tiles_on_api_3_of_512_through_cloudfront(
+    default: Synthesized,
+) -> None:
+    distribution = next(iter(default.resources("AWS::CloudFront::Distribution")))
+    assert _deep_zoom(default) == {
+        "IIIF_PROCESS_TILES": "true",
+        "IIIF_PROCESS_IIIF_API_VERSION": "3",
+        "IIIF_PROCESS_TILE_SIZE": "512",
+        "IIIF_PROCESS_PUBLIC_BASE_URL": {
+            "Fn::Join": ["", ["https://", {"Fn::GetAtt": [distribution, "DomainName"]}]]
+        },
+    }
+
+
+def test_deep_zoom_follows_api_2_tile_size_and_base_url_settings(iiif_v2: Synthesized) -> None:
+    assert _deep_zoom(iiif_v2) == {
+        "IIIF_PROCESS_TILES": "true",
+        "IIIF_PROCESS_IIIF_API_VERSION": "2",
+        "IIIF_PROCESS_TILE_SIZE": "256",
+        "IIIF_PROCESS_PUBLIC_BASE_URL": V2_BASE_URL,
+    }
+
+
+def test_tiles_off_without_cloudfront_names_the_buckets_own_address(no_cdn: Synthesized) -> None:
+    deep_zoom = _deep_zoom(no_cdn)
+    assert (deep_zoom["IIIF_PROCESS_TILES"], deep_zoom["IIIF_PROCESS_PUBLIC_BASE_URL"]) == (
+        "false",
+        {
+            "Fn::Join": [
+                "",
+                ["https://", {"Fn::GetAtt": ["DerivativesBucket", "RegionalDomainName"]}],
+            ]
+        },
+    )
+
+
+def test_base_url_setting_wins_without_cloudfront(own_cdn: Synthesized) -> None:
+    deep_zoom = _deep_zoom(own_cdn)
+    assert (deep_zoom["IIIF_PROCESS_TILES"], deep_zoom["IIIF_PROCESS_PUBLIC_BASE_URL"]) == (
+        "true",
+        CUSTOM_BASE_URL,
+    )
+
+
+def test_recipe_differs_between_deep_zoom_variants(synthesized: dict[str, Synthesized]) -> None:
+    recipes = {
+        name: _environment(synthesized[name])["IIIF_PROCESS_RECIPE"]
+        for name in ("default", "iiif-v2", "no-cdn", "own-cdn")
+    }
+    assert len(set(recipes.values())) == 4, recipes
+
+
+def test_tiles_off_keeps_the_recipe_of_config_and_instructions(no_cdn: Synthesized) -> None:
+    assert _environment(no_cdn)["IIIF_PROCESS_RECIPE"] == image_recipe()
+
+
+def test_task_and_functions_share_one_recipe(default: Synthesized) -> None:
+    task_recipe = _environment(default)["IIIF_PROCESS_RECIPE"]
+    function_recipes = {
+        function["Properties"]["Environment"]["Variables"]["IIIF_PROCESS_RECIPE"]
+        for function in default.resources("AWS::Lambda::Function").values()
+        if "IIIF_PROCESS_RECIPE"
+        in function["Properties"].get("Environment", {}).get("Variables", {})
+    }
+    assert function_recipes == {task_recipe}

@@ -311,3 +311,91 @@ def test_monitoring_threshold_bounds_are_accepted(key: str, low: int, high: int)
 def test_monitoring_threshold_out_of_range_names_its_key(key: str, value: Any) -> None:
     with pytest.raises(SettingsError, match=f"'{key}'"):
         settings_from_context({key: value})
+
+
+# --- deep zoom (issue #11) --------------------------------------------------------------------
+
+
+def test_deep_zoom_defaults() -> None:
+    settings = Settings()
+    assert (
+        settings.tiles,
+        settings.iiif_api_version,
+        settings.tile_size,
+        settings.public_base_url,
+        settings.cloudfront,
+    ) == (True, 3, 512, None, True)
+
+
+def test_deep_zoom_settings_parse_strings() -> None:
+    settings = settings_from_context(
+        {
+            "tiles": "off",
+            "iiifApiVersion": "2",
+            "tileSize": "1024",
+            "publicBaseUrl": " https://images.example.org/iiif ",
+            "cloudfront": "false",
+        }
+    )
+    assert (
+        settings.tiles,
+        settings.iiif_api_version,
+        settings.tile_size,
+        settings.public_base_url,
+        settings.cloudfront,
+    ) == (False, 2, 1024, "https://images.example.org/iiif", False)
+
+
+def test_empty_public_base_url_means_the_default() -> None:
+    assert settings_from_context({"publicBaseUrl": ""}).public_base_url is None
+
+
+@pytest.mark.parametrize("value", [64, 4096])
+def test_tile_size_bounds_are_accepted(value: int) -> None:
+    assert settings_from_context({"tileSize": value}).tile_size == value
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "accepted"),
+    [
+        ("tiles", "sometimes", "true or false"),
+        ("cloudfront", 1.5, "true or false"),
+        ("iiifApiVersion", "1", "accepted: 2, 3"),
+        ("iiifApiVersion", "4", "accepted: 2, 3"),
+        ("iiifApiVersion", "three", "whole number"),
+        ("tileSize", "63", "from 64 to 4096"),
+        ("tileSize", "4097", "from 64 to 4096"),
+    ],
+)
+def test_bad_deep_zoom_setting_names_its_key(key: str, value: Any, accepted: str) -> None:
+    with pytest.raises(SettingsError, match=f"'{key}'.*{accepted}"):
+        settings_from_context({key: value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "http://images.example.org",
+        "https://images.example.org/",
+        "https://images.example.org/iiif/",
+        "https://images.example.org?x=1",
+        "https://images.example.org#top",
+        "https://user@images.example.org",
+        "https://images.example.org:99999",
+        "ftp://images.example.org",
+        "images.example.org",
+        "https://",
+        "https://images example.org",
+    ],
+)
+def test_public_base_url_that_is_not_a_plain_https_url_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match=r"'publicBaseUrl'.*https:// URL without a trailing"):
+        settings_from_context({"publicBaseUrl": value})
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["https://images.example.org", "https://example.org:8443/iiif/v3", "http://localhost:8182"],
+)
+def test_public_base_url_accepts_https_and_the_local_stand_in(value: str) -> None:
+    assert settings_from_context({"publicBaseUrl": value}).public_base_url == value

@@ -6,8 +6,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from stacks.recipe import image_recipe
+from stacks.recipe import TileRecipe, image_recipe
 from tests.stacks.conftest import IMPORTED_SOURCE, REPO_ROOT, Synthesized
+
+# The deep-zoom defaults (cdk.json) as the recipe folds them in (issue #11).
+DEFAULT_TILES = TileRecipe(tiles=True, iiif_api_version=3, tile_size=512, base_url="cloudfront")
 
 # What CDK's table.grant_read_write_data() allows.
 LEDGER_READ_WRITE = (
@@ -132,7 +135,7 @@ def test_function_environment_names_the_ledger_and_recipe(default: Synthesized) 
     table = next(iter(default.resources("AWS::DynamoDB::Table")))
     assert (variables["IIIF_PROCESS_LEDGER_TABLE"], variables["IIIF_PROCESS_RECIPE"]) == (
         {"Ref": table},
-        image_recipe(),
+        image_recipe(tiles=DEFAULT_TILES),
     )
 
 
