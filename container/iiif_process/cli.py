@@ -12,6 +12,11 @@ logs go to stderr as JSON lines. Exit status: 0 every URI succeeded, 1 some fail
 
 With IIIF_PROCESS_LEDGER_TABLE set, each image's outcome is also written to that DynamoDB table
 as it finishes (docs/contracts.md, "The ledger").
+
+Deep zoom (-tiles, off by default as go-iiif; docs/deep-zoom-task.md): each image also gets IIIF
+Level 0 tiles, info.json and a IIIF Presentation 3 manifest.json under its key, made from the
+decode its derivatives come from, with ids under -public-base-url; an image's objects are then
+written -publish-concurrency at a time.
 """
 
 from __future__ import annotations
@@ -28,13 +33,27 @@ from urllib.parse import urlsplit
 
 from . import metrics
 from .batch import DEFAULT_STOP_SECONDS, StopSignal, process_uris
-from .config import Config, parse_config, parse_store_uri, with_overrides
+from .config import (
+    DEFAULT_IIIF_API_VERSION,
+    DEFAULT_TILE_SIZE,
+    GO_FALSE,
+    GO_TRUE,
+    MAX_TILE_SIZE,
+    MIN_TILE_SIZE,
+    Config,
+    DeepZoom,
+    parse_config,
+    parse_go_bool,
+    parse_store_uri,
+    with_overrides,
+)
 from .defaults import DEFAULTS_SCHEME, default_config, default_instructions
 from .errors import ConfigError, IIIFProcessError
 from .ledger import Ledger
 from .logs import setup_logging
 from .params import Instruction, parse_instructions
 from .process import ReportOptions
+from .publish import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from .report import REPORT_TEMPLATE, SEED_REPORT_NAME
 from .stores import open_store
 
@@ -78,13 +97,39 @@ FLAGS: dict[str, tuple[bool, str]] = {
         "on SIGTERM, how long images in progress may go on before they are abandoned "
         f"(env IIIF_PROCESS_STOP_SECONDS; default {DEFAULT_STOP_SECONDS:g})",
     ),
+    "tiles": (
+        False,
+        "deep zoom: also write IIIF Level 0 tiles, info.json and manifest.json per image "
+        "(env IIIF_PROCESS_TILES, true/false; default false)",
+    ),
+    "iiif-api-version": (
+        True,
+        "Image API of info.json and tile paths with -tiles: 2 or 3 "
+        f"(env IIIF_PROCESS_IIIF_API_VERSION; default {DEFAULT_IIIF_API_VERSION})",
+    ),
+    "tile-size": (
+        True,
+        f"tile width and height in pixels with -tiles, {MIN_TILE_SIZE}..{MAX_TILE_SIZE} "
+        f"(env IIIF_PROCESS_TILE_SIZE; default {DEFAULT_TILE_SIZE})",
+    ),
+    "public-base-url": (
+        True,
+        "http(s) URL the derivatives are served under; info.json's id is URL/KEY "
+        "(env IIIF_PROCESS_PUBLIC_BASE_URL; required with -tiles)",
+    ),
+    "publish-concurrency": (
+        True,
+        f"objects of one image written at once, 1..{MAX_CONCURRENCY} "
+        f"(env IIIF_PROCESS_PUBLISH_CONCURRENCY; default {DEFAULT_CONCURRENCY} with -tiles, "
+        "else 1: in order, as go-iiif)",
+    ),
     "report": (False, "store a report per image"),
     "verbose": (False, "debug logging"),
     "h": (False, "print this help"),
     "help": (False, "print this help"),
 }
-_TRUE = {"1", "t", "true", "T", "TRUE", "True"}
-_FALSE = {"0", "f", "false", "F", "FALSE", "False"}
+_TRUE = GO_TRUE
+_FALSE = GO_FALSE
 
 
 class UsageError(Exception):
@@ -156,6 +201,11 @@ def environment_defaults(environ: Mapping[str, str]) -> dict[str, str]:
         "max-source-bytes": "IIIF_PROCESS_MAX_SOURCE_BYTES",
         "workers": "IIIF_PROCESS_WORKERS",
         "stop-seconds": "IIIF_PROCESS_STOP_SECONDS",
+        "tiles": "IIIF_PROCESS_TILES",
+        "iiif-api-version": "IIIF_PROCESS_IIIF_API_VERSION",
+        "tile-size": "IIIF_PROCESS_TILE_SIZE",
+        "public-base-url": "IIIF_PROCESS_PUBLIC_BASE_URL",
+        "publish-concurrency": "IIIF_PROCESS_PUBLISH_CONCURRENCY",
         # Not flags: the ledger table (unset: nothing is written) and the recipe recorded there.
         "ledger-table": "IIIF_PROCESS_LEDGER_TABLE",
         "recipe": "IIIF_PROCESS_RECIPE",
@@ -224,6 +274,65 @@ def _seconds_option(args: Arguments, env: Mapping[str, str], name: str, default:
     return number
 
 
+# The environment variable behind each deep-zoom flag (errors name where a bad value came from).
+_DEEP_ZOOM_VARIABLES = {
+    "tiles": "IIIF_PROCESS_TILES",
+    "iiif-api-version": "IIIF_PROCESS_IIIF_API_VERSION",
+    "tile-size": "IIIF_PROCESS_TILE_SIZE",
+    "public-base-url": "IIIF_PROCESS_PUBLIC_BASE_URL",
+    "publish-concurrency": "IIIF_PROCESS_PUBLISH_CONCURRENCY",
+}
+
+
+def _setting(args: Arguments, env: Mapping[str, str], name: str) -> tuple[str | None, str]:
+    """A setting's value, the flag winning over the environment, and where it came from."""
+    if args.get(name) is not None:
+        return args.get(name), f"-{name}"
+    return env.get(name), _DEEP_ZOOM_VARIABLES[name]
+
+
+def _ranged(args: Arguments, env: Mapping[str, str], name: str, low: int, high: int) -> int | None:
+    value, origin = _setting(args, env, name)
+    if value is None:
+        return None
+    try:
+        number = int(value.strip())
+    except ValueError:
+        raise ConfigError(f"{origin} must be a whole number, not {value!r}") from None
+    if not low <= number <= high:
+        raise ConfigError(f"{origin} must be from {low} to {high}, not {value!r}")
+    return number
+
+
+def _base_url(value: str, origin: str) -> str:
+    """An http(s) base URL without query, fragment or trailing slash (ids are BASE/KEY)."""
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{origin} must be an http:// or https:// URL, not {value!r}")
+    if parts.query or parts.fragment or "?" in value or "#" in value:
+        raise ConfigError(f"{origin} must have no query or fragment, not {value!r}")
+    return value.strip().rstrip("/")
+
+
+def deep_zoom_settings(args: Arguments, env: Mapping[str, str]) -> tuple[DeepZoom, int | None]:
+    """The deep-zoom settings (flags over the environment) and the publishing concurrency, each
+    checked: a bad value is a :class:`ConfigError` naming the variable or flag and the value."""
+    text, origin = _setting(args, env, "tiles")
+    tiles = parse_go_bool(text.strip(), origin) if text is not None else False
+    version = _ranged(args, env, "iiif-api-version", 2, 3)
+    size = _ranged(args, env, "tile-size", MIN_TILE_SIZE, MAX_TILE_SIZE)
+    concurrency = _ranged(args, env, "publish-concurrency", 1, MAX_CONCURRENCY)
+    url, origin = _setting(args, env, "public-base-url")
+    base = _base_url(url, origin) if url is not None else ""
+    settings = DeepZoom(
+        tiles=tiles,
+        api_version=version or DEFAULT_IIIF_API_VERSION,
+        tile_size=size or DEFAULT_TILE_SIZE,
+        public_base_url=base,
+    )
+    return settings, concurrency
+
+
 def load_settings(
     args: Arguments, env: Mapping[str, str]
 ) -> tuple[Config, tuple[Instruction, ...], ReportOptions]:
@@ -260,11 +369,14 @@ def load_settings(
                 **(config_data.get("derivatives") or {}),
                 "cache": {"uri": cache_uri},
             }
+    deep_zoom, concurrency = deep_zoom_settings(args, env)
     config = with_overrides(
         parse_config(config_data),
         max_pixels=_int_option(args, env, "max-pixels"),
         workers=_int_option(args, env, "workers"),
         max_source_bytes=_int_option(args, env, "max-source-bytes"),
+        deep_zoom=deep_zoom,
+        publish_concurrency=concurrency,
     )
     try:
         instructions = parse_instructions(instruction_data, config.disabled_features)

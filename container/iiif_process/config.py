@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -48,6 +48,49 @@ _KNOWN_BLOCKS = {
     "derivatives",
     "iiif_process",
 }
+
+# Go's strconv.ParseBool, which go-iiif's flags and the stack's environment values follow.
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
+
+
+def parse_go_bool(text: str, what: str) -> bool:
+    """``text`` as Go's ``strconv.ParseBool`` reads it; a :class:`ConfigError` naming ``what``
+    and the value otherwise."""
+    if text in GO_TRUE:
+        return True
+    if text in GO_FALSE:
+        return False
+    raise ConfigError(
+        f"{what} must be true or false (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, "
+        f"False), not {text!r}"
+    )
+
+
+# Deep zoom (issue #11; docs/contracts.md "Deep zoom"): the tool's defaults when nothing is set.
+DEFAULT_IIIF_API_VERSION = 3  # what current viewers and Presentation 3 manifests expect
+DEFAULT_TILE_SIZE = 512
+MIN_TILE_SIZE, MAX_TILE_SIZE = 64, 4096
+
+
+@dataclass(frozen=True)
+class DeepZoom:
+    """What the task publishes for deep zoom besides the derivatives: with ``tiles`` on, a Level 0
+    tile pyramid, ``info.json`` (Image API ``api_version``) and a Presentation 3 manifest, whose
+    ids start with ``public_base_url`` (no trailing slash). Off by default, as go-iiif."""
+
+    tiles: bool = False
+    api_version: int = DEFAULT_IIIF_API_VERSION
+    tile_size: int = DEFAULT_TILE_SIZE
+    public_base_url: str = ""
+
+    def __post_init__(self) -> None:
+        if self.tiles and not self.public_base_url:
+            raise ConfigError(
+                "tiles are on but no public base URL is set "
+                "(IIIF_PROCESS_PUBLIC_BASE_URL or -public-base-url): info.json and the manifest "
+                "need the URL their ids start with"
+            )
 
 
 @dataclass(frozen=True)
@@ -90,6 +133,10 @@ class Config:
     size_rules: str = DEFAULT_SIZE_RULES  # "2.1": `!w,h` may enlarge (go-iiif); "3": only `^`
     jpeg_quality: int = DEFAULT_JPEG_QUALITY  # 1..100 (go-iiif: 100)
     palette_lists: tuple[str, ...] = PALETTE_LISTS_DEFAULT  # named colours for `closest`
+    deep_zoom: DeepZoom = field(default_factory=DeepZoom)
+    # Objects of one image written at once; 0 = automatic (16 with tiles on, else 1: one at a
+    # time in instruction order, as go-iiif).
+    publish_concurrency: int = 0
 
 
 def _norm_prefix(prefix: str) -> str:
@@ -302,6 +349,8 @@ def with_overrides(
     max_pixels: int | None = None,
     workers: int | None = None,
     max_source_bytes: int | None = None,
+    deep_zoom: DeepZoom | None = None,
+    publish_concurrency: int | None = None,
 ) -> Config:
     """Apply command-line / environment overrides (``-config-images-source-uri`` etc.)."""
     changes: dict[str, Any] = {}
@@ -315,4 +364,8 @@ def with_overrides(
         changes["workers"] = workers
     if max_source_bytes is not None:
         changes["max_source_bytes"] = max_source_bytes
+    if deep_zoom is not None:
+        changes["deep_zoom"] = deep_zoom
+    if publish_concurrency is not None:
+        changes["publish_concurrency"] = publish_concurrency
     return replace(config, **changes)

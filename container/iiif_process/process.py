@@ -2,7 +2,10 @@
 
 Every URI ends with all its derivatives and its report written, or with an error entry saying why;
 a failure while writing removes what was already written for that URI, so no partial set is
-published.
+published. With deep zoom on (``config.deep_zoom.tiles``), the same decode also gives the image's
+Level 0 tiles, ``info.json`` and Presentation 3 manifest (:mod:`iiif_process.deepzoom`), and the
+image's objects are written by a bounded pool (:mod:`iiif_process.publish`): derivatives and tiles,
+then ``info.json`` and ``manifest.json``, the report last.
 
 A batch of URIs runs in worker processes (:mod:`iiif_process.batch`), which call
 :func:`process_uri` for one image at a time; an image with CPUs to spare encodes its full-size
@@ -21,12 +24,15 @@ from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from . import deepzoom
 from .config import Config
 from .memory import MemoryGate, describe_decoded, memory_budget
 from .params import Instruction
+from .publish import DEFAULT_CONCURRENCY, Item, publish
 from .report import build_report, report_key, report_name
 from .services import compute_services, fit_box
 from .stores import Store, file_sha1, local_source, safe_key
+from .tiles import TILE_CACHE_CONTROL
 from .transform import Rendered, Renderer, SourceImage, probe, vips_warnings
 
 log = logging.getLogger(__name__)
@@ -67,34 +73,12 @@ def available_cpus() -> int:
     return cpus
 
 
-def _publish(uri: str, items: list[tuple[Store, str, bytes, str]]) -> None:
-    """Write every object in order (the report, last in ``items``, only after every derivative);
-    on a failure delete only what this run created, then re-raise.
-
-    An object that existed before this run (a derivative of an earlier, complete run) is never
-    deleted: it was replaced or it is still the earlier one, and the earlier report still
-    describes files that exist. Which keys exist is asked once per store before writing.
-    """
-    before: dict[int, set[str]] = {}
-    for store, _key, _data, _type in items:
-        if id(store) not in before:
-            before[id(store)] = store.existing([k for s, k, _d, _t in items if s is store])
-    created: list[tuple[Store, str]] = []
-    try:
-        for store, key, data, content_type in items:
-            store.write(key, data, content_type)
-            if key not in before[id(store)]:
-                created.append((store, key))
-    except Exception:
-        for store, key in created:
-            try:
-                store.delete(key)
-            except Exception as exc:
-                log.error(
-                    "could not remove a derivative after a failed write",
-                    extra={"uri": uri, "key": key, "error": str(exc)},
-                )
-        raise
+def publish_concurrency(config: Config) -> int:
+    """Writes of one image under way at once: ``config.publish_concurrency``, or automatically
+    :data:`~.publish.DEFAULT_CONCURRENCY` with tiles on and 1 (in order, as go-iiif) without."""
+    if config.publish_concurrency:
+        return config.publish_concurrency
+    return DEFAULT_CONCURRENCY if config.deep_zoom.tiles else 1
 
 
 class Gate(Protocol):
@@ -130,6 +114,10 @@ def _render(
         size_rules=config.size_rules,
         jpeg_quality=config.jpeg_quality,
     )
+    # The decode shrinks on load as far as every derivative, the services' thumbnail and the
+    # deep zoom tiles (full size, made from this decode) allow.
+    thumbnail = config.blurhash_size if config.services else 0
+    renderer.plan(instructions, thumbnail, full_size=config.deep_zoom.tiles)
     offloaded: dict[int, Future[Rendered]] = {}
     if side is not None and not all(_full_size(ins) for ins in instructions):
         offloaded = {
@@ -145,8 +133,7 @@ def _render(
         }
         services: dict[str, Any] = {}
         if config.services:
-            base = image.base(True)
-            width, height = fit_box(base.width, base.height, config.blurhash_size)
+            width, height = fit_box(*image.size(True), config.blurhash_size)
             thumbnail = image.scaled(True, width, height, keep=True)
             services = compute_services(
                 config.services,
@@ -189,6 +176,8 @@ def process_uri(
     started = time.monotonic()
     gate = gate or MemoryGate(memory_budget())
     key = safe_key(uri)
+    zoom = config.deep_zoom
+    pyramid: deepzoom.Pyramid | None = None
     side = ThreadPoolExecutor(1, thread_name_prefix="iiif-side") if threads > 1 else None
     # The source is a file on the task's disk (streamed there, never whole in memory; refused
     # from its size first), removed when the block ends.
@@ -205,29 +194,49 @@ def process_uri(
             decoded = describe_decoded(
                 header.width, header.height, header.image.bands, header.image.format
             )
-            with gate.reserve(header.working_bytes, decoded):
-                rendered, services = _render(SourceImage(header), config, instructions, key, side)
-                del header  # the decoded pixels go before the (slow) writes
+            need = header.working_bytes
+            if zoom.tiles:
+                need += deepzoom.working_bytes(header, local.size, zoom)
+            with gate.reserve(need, decoded):
+                image = SourceImage(header)
+                rendered, services = _render(image, config, instructions, key, side)
+                if zoom.tiles:
+                    # From the same decode, after the derivatives (libvips' threads make it).
+                    pyramid = deepzoom.make_pyramid(
+                        image, header, local.size, key, zoom, config.jpeg_quality, threads
+                    )
+                del header, image  # the decoded pixels go before the (slow) writes
             if isinstance(fingerprint, Future):
                 fingerprint = fingerprint.result()
         finally:
             if side:
                 side.shutdown()
     result = build_report(key, fingerprint, rendered, services)
-    items = [(derivatives, r.key, r.data, r.instruction.content_type) for r in rendered]
+    # With tiles on, derivatives are served publicly beside the tiles: the same long caching.
+    cache = TILE_CACHE_CONTROL if zoom.tiles else None
+    images = [Item(derivatives, r.key, r.data, r.instruction.content_type, cache) for r in rendered]
+    documents: list[Item] = []
+    if pyramid is not None:
+        taken = {item.key for item in images}
+        # A derivative at a tile's path (not with go-iiif's "color" naming) is kept as instructed.
+        images += [i for i in pyramid.tile_items(derivatives) if i.key not in taken]
+        documents = pyramid.document_items(derivatives)
+    phases = [images, documents]
     if report.enabled:
         body = json.dumps(result, separators=(",", ":")).encode()
         name = report_key(key, report_name(key, report.name_template))
-        items.append((report.store or derivatives, name, body, "application/json"))
+        phases.append([Item(report.store or derivatives, name, body, "application/json")])
     gate.may_publish()  # a batch stopping on SIGTERM publishes nothing it has not started
-    _publish(key, items)
+    publish(key, phases, publish_concurrency(config))
     if facts is not None:
-        facts.update(objects_written=len(items), bytes_written=sum(len(i[2]) for i in items))
+        written = [item for phase in phases for item in phase]
+        facts.update(objects_written=len(written), bytes_written=sum(len(i.data) for i in written))
     log.info(
         "processed",
         extra={
             "uri": uri,
             "derivatives": len(rendered),
+            "tiles": len(pyramid.objects) if pyramid is not None else 0,
             "seconds": round(time.monotonic() - started, 3),
         },
     )

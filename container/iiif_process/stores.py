@@ -7,7 +7,9 @@ the resolved path, so nothing outside a store's root can be read or written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import inspect
 import io
 import logging
 import os
@@ -69,8 +71,11 @@ class Store(Protocol):
         """Return the bytes at ``key``; raise :class:`SourceNotFoundError` if absent."""
         ...
 
-    def write(self, key: str, data: bytes, content_type: str) -> None:
-        """Store ``data`` at ``key`` (replacing it)."""
+    def write(
+        self, key: str, data: bytes, content_type: str, cache_control: str | None = None
+    ) -> None:
+        """Store ``data`` at ``key`` (replacing it), with its Content-Type and, where the store
+        serves HTTP headers (S3), its Cache-Control."""
         ...
 
     def delete(self, key: str) -> None:
@@ -134,6 +139,8 @@ class MemoryStore:
     def __init__(self, name: str = "") -> None:
         self.name = name
         self.objects: dict[str, bytes] = {}
+        # Each object's Content-Type and Cache-Control, kept as S3 keeps them (for inspection).
+        self.headers: dict[str, tuple[str, str | None]] = {}
         self._lock = threading.Lock()
 
     def read(self, key: str) -> bytes:
@@ -143,14 +150,18 @@ class MemoryStore:
                 raise SourceNotFoundError(f"source object not found: mem://{self.name}/{key}")
             return self.objects[key]
 
-    def write(self, key: str, data: bytes, content_type: str) -> None:
+    def write(
+        self, key: str, data: bytes, content_type: str, cache_control: str | None = None
+    ) -> None:
         safe_key(key)
         with self._lock:
             self.objects[key] = bytes(data)
+            self.headers[key] = (content_type, cache_control)
 
     def delete(self, key: str) -> None:
         with self._lock:
             self.objects.pop(key, None)
+            self.headers.pop(key, None)
 
     def download(self, key: str, handle: BinaryIO, max_bytes: int) -> Downloaded:
         data = self.read(key)
@@ -224,7 +235,11 @@ class DiskStore:
         except OSError as exc:
             raise StoreError(f"cannot read file://{path}: {exc.strerror or exc}") from exc
 
-    def write(self, key: str, data: bytes, content_type: str) -> None:
+    def write(
+        self, key: str, data: bytes, content_type: str, cache_control: str | None = None
+    ) -> None:
+        """Write a file atomically, mode 0644. A file has no headers: the Content-Type and
+        Cache-Control are ignored (the web server in front of the folder decides them)."""
         path = self._path(key)
         directory = os.path.dirname(path)
         try:
@@ -342,13 +357,17 @@ class S3Store:
         except BotoCoreError as exc:
             raise StoreError(f"cannot read s3://{self.bucket}/{full}: {exc}") from exc
 
-    def write(self, key: str, data: bytes, content_type: str) -> None:
+    def write(
+        self, key: str, data: bytes, content_type: str, cache_control: str | None = None
+    ) -> None:
+        """PutObject with ContentType, and CacheControl when given."""
         from botocore.exceptions import BotoCoreError, ClientError
 
         full = self._key(key)
+        extra = {"CacheControl": cache_control} if cache_control else {}
         try:
             self.client.put_object(
-                Bucket=self.bucket, Key=full, Body=data, ContentType=content_type
+                Bucket=self.bucket, Key=full, Body=data, ContentType=content_type, **extra
             )
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
@@ -412,6 +431,29 @@ class S3Store:
 
     def describe(self, key: str) -> str:
         return f"s3://{self.bucket}/{self.prefix}{key}"
+
+
+@functools.cache
+def _takes_cache_control(kind: type) -> bool:
+    """Whether a store class's ``write`` has the ``cache_control`` parameter (a store written
+    before it existed, outside this module, still works: it gets no Cache-Control)."""
+    try:
+        parameters = inspect.signature(kind.write).parameters
+    except (TypeError, ValueError):
+        return False
+    return "cache_control" in parameters or any(
+        p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()
+    )
+
+
+def write_object(
+    store: Store, key: str, data: bytes, content_type: str, cache_control: str | None = None
+) -> None:
+    """``store.write`` with the Cache-Control when there is one and the store takes it."""
+    if cache_control is not None and _takes_cache_control(type(store)):
+        store.write(key, data, content_type, cache_control=cache_control)
+    else:
+        store.write(key, data, content_type)
 
 
 def open_store(

@@ -35,7 +35,7 @@ import pyvips
 from .config import Config
 from .errors import ImageRejectedError, ParameterError, SourceNotFoundError, StoreError
 from .params import FORMATS, Quality
-from .stores import S3Store, Store, local_source, safe_key
+from .stores import Store, local_source, safe_key, write_object
 from .transform import (
     JPEG_Q,
     _icc_description,
@@ -332,10 +332,10 @@ def jpeg_without_metadata(data: bytes) -> bytes | None:
     return None
 
 
-def encode_tile(image: pyvips.Image, fmt: str) -> bytes:
-    """Encode one tile with no metadata (JPEG at the tool's quality)."""
+def encode_tile(image: pyvips.Image, fmt: str, jpeg_quality: int = JPEG_Q) -> bytes:
+    """Encode one tile with no metadata (JPEG at ``jpeg_quality``, the tool's by default)."""
     if fmt == "jpg":
-        return image.jpegsave_buffer(Q=JPEG_Q, keep=_KEEP_NONE)
+        return image.jpegsave_buffer(Q=jpeg_quality, keep=_KEEP_NONE)
     if fmt == "png":
         return image.pngsave_buffer(keep=_KEEP_NONE)
     if fmt == "webp":
@@ -349,27 +349,9 @@ def encode_tile(image: pyvips.Image, fmt: str) -> bytes:
 
 
 def put(store: Store, key: str, data: bytes, content_type: str, cache_control: str) -> None:
-    """Write one object with its Content-Type, and on S3 its Cache-Control too (the store
-    interface has no Cache-Control; disk and memory stores keep neither)."""
-    if not isinstance(store, S3Store):
-        store.write(key, data, content_type)
-        return
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    full = store.prefix + safe_key(key)
-    try:
-        store.client.put_object(
-            Bucket=store.bucket,
-            Key=full,
-            Body=data,
-            ContentType=content_type,
-            CacheControl=cache_control,
-        )
-    except ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "")
-        raise StoreError(f"cannot write s3://{store.bucket}/{full}: {code or exc}") from exc
-    except BotoCoreError as exc:
-        raise StoreError(f"cannot write s3://{store.bucket}/{full}: {exc}") from exc
+    """Write one object with its Content-Type and Cache-Control (which S3 keeps as headers;
+    a disk store ignores it)."""
+    write_object(store, key, data, content_type, cache_control)
 
 
 @dataclass
@@ -545,11 +527,15 @@ def _dzsave_geometry(plan: Plan) -> bool:
     return plan.scale_factors == auto and len(auto) > 1
 
 
-def _dzsave_objects(image: pyvips.Image, plan: Plan) -> dict[str, bytes] | None:
+def _dzsave_objects(
+    image: pyvips.Image, plan: Plan, jpeg_quality: int = JPEG_Q
+) -> dict[str, bytes] | None:
     """Every tile of ``plan`` (all objects but the full image) from one ``dzsave`` into memory,
     by the plan's path; None when dzsave's tiles are not exactly the plan's."""
     options = plan.options
-    suffix = f".{options.format}[Q={JPEG_Q}]" if options.format == "jpg" else f".{options.format}"
+    suffix = (
+        f".{options.format}[Q={jpeg_quality}]" if options.format == "jpg" else f".{options.format}"
+    )
     archive = image.dzsave_buffer(
         basename="t",
         layout="iiif3" if options.api_version == 3 else "iiif",
@@ -586,6 +572,87 @@ def _dzsave_objects(image: pyvips.Image, plan: Plan) -> dict[str, bytes] | None:
     return None if missing else found
 
 
+def prepare_pixels(image: pyvips.Image, fmt: str = "jpg", quality: str = "default") -> pyvips.Image:
+    """The pixels tiles show, from an oriented image (lazily: nothing is computed here): 8-bit
+    sRGB, alpha flattened onto white for JPEG (as the derivatives are), the quality applied."""
+    image = image if _already_srgb(image) else to_srgb(image)
+    if fmt == "jpg" and image.hasalpha():
+        image = image.flatten(background=255)
+    return apply_quality(image, Quality(quality))
+
+
+def full_image_is_source(header: Any, size: int, options: TileOptions) -> bool:
+    """Whether the full-size image will be the source's own JPEG data (see :func:`_as_is`)."""
+    return _as_is(header, size, options)
+
+
+def full_image_as_is(header: Any, size: int, options: TileOptions) -> bytes | None:
+    """The full-size image Level 0 requires as the source's own JPEG data without its metadata
+    (no encode, no loss), when that is what the tiles show (:func:`_as_is`); else None."""
+    if not _as_is(header, size, options):
+        return None
+    with open(header.path, "rb") as handle:
+        return jpeg_without_metadata(handle.read())
+
+
+def pyramid_objects(
+    pixels: Callable[[], pyvips.Image],
+    plan: Plan,
+    *,
+    jpeg_quality: int = JPEG_Q,
+    full_data: bytes | None = None,
+    workers: int = 1,
+) -> dict[str, bytes]:
+    """Every object of ``plan`` (tiles, sizes, the full image), encoded in memory, by path.
+
+    ``pixels()`` gives the image's pixels as :func:`prepare_pixels` makes them: the same image
+    each call for a decoded one, a fresh pass over the file for a streamed one (each pass here
+    reads it once, top to bottom). The same geometry and encoding as seeding: ``dzsave`` when the
+    plan is its geometry (checked path by path), else levels shrunk one from another and cropped,
+    encoded on ``workers`` threads. ``full_data``, when given, is the full image (see
+    :func:`full_image_as_is`).
+    """
+    options = plan.options
+    full_path = full_image_path(options)
+    if _dzsave_geometry(plan):
+        try:
+            data = _dzsave_objects(pixels(), plan, jpeg_quality)
+        except pyvips.Error as exc:
+            raise ImageRejectedError(f"tiles failed: {vips_message(exc)}") from None
+        if data is not None:
+            data[full_path] = full_data or _encode(pixels(), options.format, jpeg_quality)
+            return data
+        log.warning("dzsave's pyramid differs from the plan; tiling without it")
+    out: dict[str, bytes] = {}
+    lock = threading.Lock()
+    levels: dict[int, pyvips.Image] = {1: pixels()}
+
+    def job(level: pyvips.Image, obj: TileObject) -> None:
+        if full_data and obj.path == full_path:
+            data = full_data
+        else:
+            left, top = obj.region[0] // obj.scale, obj.region[1] // obj.scale
+            whole = (left, top, *obj.size) == (0, 0, level.width, level.height)
+            tile = level if whole else level.crop(left, top, obj.size[0], obj.size[1])
+            try:
+                data = encode_tile(tile, options.format, jpeg_quality)
+            except pyvips.Error as exc:
+                raise ImageRejectedError(f"tile {obj.path} failed: {vips_message(exc)}") from None
+        with lock:
+            out[obj.path] = data
+
+    def batches() -> Iterator[list[Callable[[], None]]]:
+        by_scale: dict[int, list[TileObject]] = {}
+        for obj in plan.objects:
+            by_scale.setdefault(obj.scale, []).append(obj)
+        for scale in sorted(by_scale):
+            level = _level(levels, scale, plan)
+            yield [functools.partial(job, level, obj) for obj in by_scale[scale]]
+
+    _run_jobs(batches(), max(1, workers))
+    return out
+
+
 def _decode_header(header: Any, fmt: str, quality: str) -> pyvips.Image:
     """The one decode of a probed source: the whole image into memory, oriented (EXIF), in
     8-bit sRGB, alpha flattened onto white for JPEG, the quality applied. (No metadata needs
@@ -593,10 +660,7 @@ def _decode_header(header: Any, fmt: str, quality: str) -> pyvips.Image:
     try:
         decoded = header.image.copy_memory()
         image = decoded.autorot() if header.orientation not in (0, 1) else decoded
-        image = image if _already_srgb(image) else to_srgb(image)
-        if fmt == "jpg" and image.hasalpha():
-            image = image.flatten(background=255)
-        image = apply_quality(image, Quality(quality))
+        image = prepare_pixels(image, fmt, quality)
         return decoded if image is decoded else image.copy_memory()
     except pyvips.Error as exc:
         raise ImageRejectedError(
@@ -604,9 +668,9 @@ def _decode_header(header: Any, fmt: str, quality: str) -> pyvips.Image:
         ) from None
 
 
-def _encode(image: pyvips.Image, fmt: str) -> bytes:
+def _encode(image: pyvips.Image, fmt: str, jpeg_quality: int = JPEG_Q) -> bytes:
     try:
-        return encode_tile(image, fmt)
+        return encode_tile(image, fmt, jpeg_quality)
     except pyvips.Error as exc:
         raise ImageRejectedError(f"full-size image failed: {vips_message(exc)}") from None
 

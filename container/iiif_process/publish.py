@@ -1,0 +1,111 @@
+"""Publishing one image's objects: in phases, each phase's writes concurrent and bounded, all or
+nothing.
+
+A phase starts only when every write of the previous one has succeeded: the derivatives and tiles
+first, then ``info.json`` and ``manifest.json`` (which announce tiles that must exist), the report
+last (it says the image is done). Within a phase at most ``concurrency`` writes are under way at
+once: a 24 MP image makes over a hundred tiles, and one PUT at a time would make S3's latency, not
+the pixels, the task's cost. On any failure no new write starts, the writes under way finish, and
+every object this run created is deleted (an object that existed before the run, from an earlier
+complete run, is never deleted), then the first error is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+
+from .stores import Store, write_object
+
+log = logging.getLogger(__name__)
+
+# Writes of one image under way at once when tiles are on (-publish-concurrency): enough to
+# hide S3's per-request latency (tens of ms) behind each other, few enough for one worker's
+# connection pool (S3Store keeps 32) and the S3 request rate of a prefix.
+DEFAULT_CONCURRENCY = 16
+MAX_CONCURRENCY = 256
+
+
+@dataclass(frozen=True)
+class Item:
+    """One object to write."""
+
+    store: Store
+    key: str
+    data: bytes
+    content_type: str
+    cache_control: str | None = None
+
+
+def publish(uri: str, phases: Sequence[Sequence[Item]], concurrency: int = 1) -> None:
+    """Write every phase in order, each phase's objects with at most ``concurrency`` writes at
+    once (1: one at a time, in order); on a failure delete only what this run created, then
+    re-raise the first error.
+
+    Which keys exist is asked once per store before writing.
+    """
+    items = [item for phase in phases for item in phase]
+    before: dict[int, set[str]] = {}
+    for item in items:
+        if id(item.store) not in before:
+            keys = [i.key for i in items if i.store is item.store]
+            before[id(item.store)] = item.store.existing(keys)
+    created: list[tuple[Store, str]] = []
+    lock = threading.Lock()
+
+    def write(item: Item) -> None:
+        write_object(item.store, item.key, item.data, item.content_type, item.cache_control)
+        if item.key not in before[id(item.store)]:
+            with lock:
+                created.append((item.store, item.key))
+
+    workers = max(1, min(concurrency, max((len(p) for p in phases), default=1)))
+    try:
+        if workers == 1:
+            for item in items:
+                write(item)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="iiif-publish") as pool:
+                for phase in phases:
+                    _run_phase(pool, write, phase)
+    except BaseException:
+        _remove(uri, created, workers)
+        raise
+
+
+def _run_phase(
+    pool: ThreadPoolExecutor, write: Callable[[Item], None], phase: Sequence[Item]
+) -> None:
+    """Run one phase's writes on ``pool``; the first failure cancels what has not started,
+    waits for what has, and is raised."""
+    futures: list[Future[None]] = [pool.submit(write, item) for item in phase]
+    wait(futures, return_when=FIRST_EXCEPTION)
+    failed = [f for f in futures if f.done() and f.exception() is not None]
+    if failed:
+        for future in futures:
+            future.cancel()
+        wait(futures)  # the writes under way: what they create is known before deleting
+        raise failed[0].exception()  # type: ignore[misc]
+
+
+def _remove(uri: str, created: list[tuple[Store, str]], workers: int) -> None:
+    """Delete what a failed publication created (each failure logged, none raised)."""
+
+    def delete(store: Store, key: str) -> None:
+        try:
+            store.delete(key)
+        except Exception as exc:
+            log.error(
+                "could not remove an object after a failed write",
+                extra={"uri": uri, "key": key, "error": str(exc)},
+            )
+
+    if workers == 1 or len(created) < 2:
+        for store, key in created:
+            delete(store, key)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="iiif-unpublish") as pool:
+        list(pool.map(lambda pair: delete(*pair), created))
