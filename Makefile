@@ -12,7 +12,7 @@ CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: demo up test lint synth bench image image-test-arm64 image-lock image-push clean
+.PHONY: demo up test lint synth bench mutate image image-test-arm64 image-lock image-push clean
 
 $(STAMP): requirements.txt requirements-dev.txt container/requirements.txt lambda_src/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -63,6 +63,12 @@ synth: $(STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 ## bench: speed and memory figures beside the reference pyvips pipeline and Pillow.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+## mutate: the mutation run over container/iiif_process, lambda_src/iiif_process_ecs and stacks:
+## each small change to the code is run against the tests that execute its line; prints the
+## score (target 85%) and the survivors. Long: MUTATE_ARGS="--sample 20" for an estimate.
+mutate: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m mutation $(MUTATE_ARGS)
 
 ## image: build container/ here without Docker (buildah on a debootstrapped stand-in base, cached in
 ## ~/.cache/iiif-image) and print its labels and size. Says why and goes on where buildah,

@@ -1,0 +1,1 @@
+"""``make mutate``: a mutation run over the three runtime and infrastructure packages."""

@@ -1,0 +1,190 @@
+"""Run the tests that cover a mutated line against the mutant, in a scratch copy of the repository.
+
+The copy keeps the working tree untouched (several people may be editing it). The packages are
+put first on ``PYTHONPATH`` so that the copy's code, not the editable install's, is imported,
+in the test process and in every process it starts (``iiif-process``, workers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mutation.mutants import Mutant
+
+ROOT = Path(__file__).resolve().parent.parent
+# Package folder → (import roots to put on PYTHONPATH, its tests). The in-image and end-to-end
+# tests are left out: they take minutes and test the same code through the same entry points.
+PACKAGES: dict[str, tuple[str, ...]] = {
+    "container/iiif_process": ("tests/container",),
+    "lambda_src/iiif_process_ecs": ("tests/lambda_src",),
+    "stacks": ("tests/stacks",),
+}
+IGNORED_TESTS = ("tests/container/test_image.py", "tests/stacks/test_stack_checkov.py")
+PYTHONPATH_ROOTS = ("", "container", "lambda_src")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What the tests did to one mutant."""
+
+    mutant: Mutant
+    status: str  # "killed", "survived", "timeout", "no-tests"
+    tests: tuple[str, ...]
+    seconds: float
+
+
+def make_copy(scratch: Path) -> Path:
+    """The tracked files of the working tree (as they are now) under ``scratch/repo``."""
+    copy = scratch / "repo"
+    if copy.exists():
+        shutil.rmtree(copy)
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
+    for raw in listed:
+        if not raw:
+            continue
+        relative = raw.decode()
+        source = ROOT / relative
+        if not source.is_file():
+            continue
+        target = copy / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+    for shared in ("node_modules", ".venv", ".venv-checkov"):
+        if (ROOT / shared).exists():
+            (copy / shared).symlink_to(ROOT / shared)
+    return copy
+
+
+def environment(copy: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(str(copy / part) for part in PYTHONPATH_ROOTS)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def pytest_command(tests: Sequence[str]) -> list[str]:
+    ignores = [f"--ignore={path}" for path in IGNORED_TESTS]
+    return [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-x",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--no-header",
+        "-o",
+        "addopts=",
+        *ignores,
+        *tests,
+    ]
+
+
+def run_mutant(copy: Path, mutant: Mutant, tests: Sequence[str], timeout: float) -> Outcome:
+    """Apply ``mutant`` in ``copy``, run ``tests`` there, restore the file."""
+    if not tests:
+        return Outcome(mutant, "no-tests", (), 0.0)
+    target = copy / mutant.path
+    original = target.read_text(encoding="utf-8")
+    target.write_text(mutant.apply(original), encoding="utf-8")
+    started = time.monotonic()
+    try:
+        done = subprocess.run(
+            pytest_command(tests),
+            cwd=copy,
+            env=environment(copy),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+            check=False,
+        )
+        status = "survived" if done.returncode == 0 else "killed"
+    except subprocess.TimeoutExpired:
+        status = "timeout"
+    finally:
+        target.write_text(original, encoding="utf-8")
+    return Outcome(mutant, status, tuple(tests), time.monotonic() - started)
+
+
+def coverage_map(copy: Path, package: str, scratch: Path) -> dict[tuple[str, int], set[str]]:
+    """Which tests execute each line of ``package`` (from one run of its tests under coverage
+    with per-test contexts): ``{(path, line): {pytest node id, ...}}``. Lines run only in a
+    child process (a worker, the CLI run as a command) have no context and are not in the map."""
+    data_file = scratch / f"coverage-{package.replace('/', '_')}"
+    rcfile = scratch / "coveragerc"
+    rcfile.write_text(
+        "[run]\ndynamic_context = test_function\nrelative_files = true\n"
+        f"source = {copy / package}\n"
+    )
+    tests = PACKAGES[package]
+    command = [
+        sys.executable,
+        "-m",
+        "coverage",
+        "run",
+        f"--rcfile={rcfile}",
+        f"--data-file={data_file}",
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "addopts=",
+        *[f"--ignore={path}" for path in IGNORED_TESTS],
+        *tests,
+    ]
+    subprocess.run(command, cwd=copy, env=environment(copy), check=False, stdout=subprocess.DEVNULL)
+    import coverage  # only the mutation run needs it
+
+    data = coverage.CoverageData(basename=str(data_file))
+    data.read()
+    lines: dict[tuple[str, int], set[str]] = {}
+    for measured in data.measured_files():
+        path = Path(measured)
+        relative = (path if path.is_absolute() else copy / path).resolve().relative_to(copy)
+        for line, contexts in data.contexts_by_lineno(measured).items():
+            files = {_test_file(context) for context in contexts if context}
+            lines[(str(relative), line)] = {f for f in files if f}
+    return lines
+
+
+def _test_file(context: str) -> str | None:
+    """``tests.container.test_x.test_y`` (coverage's test_function context) → the pytest node
+    ``tests/container/test_x.py::test_y`` (a method: ``...::Class::test_y``)."""
+    parts = context.split(".")
+    if parts[0] != "tests":
+        return None
+    for end in range(len(parts) - 1, 0, -1):
+        relative = Path(*parts[:end]).with_suffix(".py")
+        if (ROOT / relative).is_file():
+            return "::".join([str(relative), *parts[end:]])
+    return None
+
+
+def save(outcomes: Iterable[Outcome], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "status": o.status,
+            "mutant": o.mutant.describe,
+            "key": o.mutant.key,
+            "tests": list(o.tests),
+            "seconds": round(o.seconds, 2),
+        }
+        for o in outcomes
+    ]
+    path.write_text(json.dumps(rows, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
