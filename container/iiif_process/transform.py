@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import re
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import pyvips
@@ -23,6 +25,7 @@ from .atkinson import atkinson
 from .config import DEFAULT_JPEG_QUALITY
 from .errors import ImageRejectedError, ParameterError
 from .params import DEFAULT_SIZE_RULES, Instruction, Quality, Rotation
+from .services import fit_box
 
 # Loaders we accept (by libvips class). Everything else, including every loader libvips marks
 # untrusted (ImageMagick, PDF, SVG, FITS, matrix, ...), is blocked process-wide.
@@ -270,18 +273,183 @@ def probe(path: str, size: int, max_pixels: int) -> Probe:
     return Probe(header, nick, header.width, header.height, orientation, path)
 
 
+# --- the source's own JPEG as the full-size derivative ---------------------------------------
+
+# Frame types every browser decodes: baseline, extended sequential and progressive, Huffman
+# coded. Lossless (SOF3), hierarchical (SOF5-7) and arithmetic-coded (SOF9-15) JPEGs are not
+# shown by Chrome or Safari: such sources are re-encoded.
+_BROWSER_FRAMES = {0xC0, 0xC1, 0xC2}
+_FRAME_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOFn (not DHT, JPG, DAC)
+# The next marker in entropy-coded data: 0xFF followed by neither a stuffed zero, a restart
+# marker nor another 0xFF (fill bytes: the match is then the last of them). A plain class, so
+# that re scans at C speed (a few ms for a 5 MB JPEG).
+_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+@dataclass(frozen=True)
+class JpegLayout:
+    """What a JPEG's markers say: its frame type, sample precision and components, where its
+    image ends (just past EOI: anything after it is a trailer, e.g. a camera's preview images),
+    and whether it has metadata :func:`~.tiles.jpeg_without_metadata` would leave in (an APP2
+    that is not the ICC profile, e.g. MPF or FlashPix; an APPn or comment between scans)."""
+
+    frame: int
+    precision: int
+    components: int
+    end: int
+    other_metadata: bool
+
+
+def jpeg_layout(data: bytes) -> JpegLayout | None:
+    """Walk the markers of the JPEG ``data`` to its end of image; None when it is not a
+    well-formed single-frame JPEG (no EOI, a cut segment, a second frame)."""
+    if data[:2] != b"\xff\xd8":
+        return None
+    pos, size = 2, len(data)
+    frame: tuple[int, int, int] | None = None
+    scanned = other = False
+    while pos + 2 <= size:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xD9:  # end of image
+            if frame is None or not scanned:
+                return None
+            return JpegLayout(*frame, end=pos + 2, other_metadata=other)
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # standalone markers
+            pos += 2
+            continue
+        if pos + 4 > size:
+            return None
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2 or pos + 2 + length > size:
+            return None
+        body = data[pos + 4 : pos + 2 + length]
+        if marker in _FRAME_MARKERS:
+            if frame is not None or len(body) < 6:
+                return None
+            frame = (marker, body[0], body[5])
+        else:
+            metadata = 0xE0 <= marker <= 0xEF or marker == 0xFE
+            not_icc = marker == 0xE2 and not body.startswith(b"ICC_PROFILE\0")
+            other = other or not_icc or (scanned and metadata)
+        pos += 2 + length
+        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
+            scanned = True
+            found = _NEXT_MARKER.search(data, pos)
+            if found is None:
+                return None
+            pos = found.start()
+    return None
+
+
+def browser_jpeg(header: Probe) -> tuple[bytes, JpegLayout] | None:
+    """The source's bytes and layout when they can be the full-size derivative as they are
+    (metadata stripped): a JPEG a browser shows, whose pixels are the derivative's.
+
+    That is: an 8-bit baseline or progressive JPEG (Huffman coded) of 1 or 3 components (CMYK
+    and YCCK have 4), no alpha, sRGB or grey with no profile or an sRGB one (so no colour
+    conversion would change a pixel), at most ``COPY_SOURCE_MAX_BYTES``, whose markers are
+    well formed up to its end of image, with no metadata the stripping would leave in.
+    """
+    # tiles imports this module: its helpers are imported when first needed.
+    from .tiles import COPY_SOURCE_MAX_BYTES, _already_srgb
+
+    image = header.image
+    if header.loader != "jpegload" or image.hasalpha() or not _already_srgb(image):
+        return None
+    try:
+        if not header.path or os.path.getsize(header.path) > COPY_SOURCE_MAX_BYTES:
+            return None
+        with open(header.path, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        return None
+    layout = jpeg_layout(data)
+    if (
+        layout is None
+        or layout.frame not in _BROWSER_FRAMES
+        or layout.precision != 8
+        or layout.components not in (1, 3)
+        or layout.other_metadata
+    ):
+        return None
+    return data, layout
+
+
+def exif_orientation(orientation: int) -> bytes:
+    """A minimal EXIF APP1 segment holding only the orientation tag (big-endian TIFF, one IFD
+    entry: tag 0x0112, SHORT, count 1)."""
+    tiff = b"MM\x00\x2a" + struct.pack(">IH", 8, 1)
+    tiff += struct.pack(">HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(">I", 0)
+    body = b"Exif\x00\x00" + tiff
+    return b"\xff\xe1" + struct.pack(">H", len(body) + 2) + body
+
+
+def published_jpeg(data: bytes, layout: JpegLayout, keep_all: bool, orientation: int) -> bytes:
+    """The source JPEG as the full-size derivative: with ``keep_all``, its bytes as they are;
+    else its image data untouched with only JFIF, the (sRGB) ICC profile and Adobe's colour
+    transform flag kept (EXIF, XMP, IPTC, comments and any trailer after EOI dropped), plus the
+    EXIF orientation tag when ``orientation`` is not 1 (rotation ``-1``, as a re-encode has)."""
+    if keep_all:
+        return data
+    from .tiles import jpeg_without_metadata
+
+    stripped = jpeg_without_metadata(data[: layout.end])
+    if stripped is None:  # jpeg_layout walked the same markers: not expected
+        raise ImageRejectedError("cannot remove the source JPEG's metadata")
+    if orientation in (0, 1):
+        return stripped
+    # After SOI and JFIF's APP0 when there is one (JFIF wants to be first).
+    at = 2
+    if stripped[2:4] == b"\xff\xe0":
+        at += 2 + int.from_bytes(stripped[4:6], "big")
+    return stripped[:at] + exif_orientation(orientation) + stripped[at:]
+
+
 # Shrink-on-load factors of the loaders that have one (JPEG decodes at 1/2, 1/4, 1/8 directly).
 _SHRINK_ON_LOAD = {"jpegload": (8, 4, 2)}
 
 
+def largest_shrink(
+    loader: str, full: tuple[int, int], target: tuple[int, int], margin: float
+) -> int:
+    """The largest shrink-on-load of ``loader`` whose decode of a ``full``-sized image still has
+    at least ``margin`` times the ``target``'s pixels across, on each side (1: none)."""
+    full_w, full_h = full
+    for shrink in _SHRINK_ON_LOAD.get(loader, ()):
+        if full_w // shrink >= margin * target[0] and full_h // shrink >= margin * target[1]:
+            return shrink
+    return 1
+
+
+# How much larger than the biggest derivative made from it the whole image's decode must stay.
+# 1: libjpeg's DCT-domain 1/2, 1/4, 1/8 decode is a clean low-pass, and a lanczos3 resize of it
+# to a target at least as small is within 51 dB PSNR (max 4 levels) of the same resize of the
+# full decode (6000x4000 photo to 2048 and to 1024 wide, measured): no visible difference, for
+# half the decode and resize work. (libvips' own thumbnail keeps 2x; the streamed pass of a huge
+# image below still does.)
+DECODE_MARGIN = 1.0
+STREAM_MARGIN = 2.0
+
+
 class SourceImage:
     """A source image: decoded once into memory (first page / frame only), or for a huge image
-    streamed from its file for each pass, so memory holds strips, never the whole image."""
+    streamed from its file for each pass, so memory holds strips, never the whole image.
+
+    The decode happens at the first use of the pixels, at :attr:`shrink` (1/2, 1/4 or 1/8 of a
+    JPEG's size straight from libjpeg) when :meth:`Renderer.plan` found that no derivative
+    needs more; sizes and regions are always computed on the full image (:meth:`size`).
+    """
 
     def __init__(self, header: Probe) -> None:
         self.loader = header.loader
         self.orientation = header.orientation
         self.streamed = header.streamed
+        self.header = header
         self._path = header.path
         self._fail_on = header.fail_on
         self._size = (header.width, header.height)
@@ -290,21 +458,59 @@ class SourceImage:
         self.icc: bytes | None = (
             image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
         )
-        if self.streamed:
-            self.raw = header.image
-        else:
-            try:
-                # Sequential read straight into memory: the single decode.
-                self.raw = header.image.copy_memory()
-            except pyvips.Error as exc:
-                raise ImageRejectedError(
-                    f"cannot decode {header.loader} image: {vips_message(exc)}"
-                ) from None
-        self._oriented: pyvips.Image | None = None
+        # The decode's shrink-on-load factor (1 = full size); set before the first decode.
+        self.shrink = 1
+        # Decoded rasters by (shrink, turned by the EXIF orientation).
+        self._rasters: dict[tuple[int, bool], pyvips.Image] = {}
         self._scaled: dict[bool, list[pyvips.Image]] = {True: [], False: []}
         self._crops: dict[tuple[bool, int, int], pyvips.Image] = {}
+        self._jpeg: tuple[bytes, JpegLayout] | None = None
+        self._jpeg_read = False
         # Derivatives may be made from two threads (full-size encodes beside the resizing).
         self._lock = threading.RLock()
+
+    def size(self, auto_orient: bool) -> tuple[int, int]:
+        """The full image's width and height, turned by the EXIF orientation when
+        ``auto_orient`` (whatever scale it is decoded at)."""
+        width, height = self._size
+        if auto_orient and self.orientation in (5, 6, 7, 8):  # turned by 90 degrees
+            return height, width
+        return width, height
+
+    def use_shrink(self, shrink: int) -> None:
+        """Decode at 1/``shrink`` of the full size (a JPEG only; ignored once decoded, and for a
+        streamed image, which chooses the shrink of each pass)."""
+        with self._lock:
+            if not self._rasters and not self.streamed and self.loader in _SHRINK_ON_LOAD:
+                self.shrink = shrink
+
+    def _decode(self, shrink: int) -> pyvips.Image:
+        try:
+            if shrink == 1:
+                # Sequential read straight into memory: the single decode.
+                return self.header.image.copy_memory()
+            return _open(self._path, "sequential", self._fail_on, shrink=shrink).copy_memory()
+        except pyvips.Error as exc:
+            raise ImageRejectedError(
+                f"cannot decode {self.loader} image: {vips_message(exc)}"
+            ) from None
+
+    def _raster(self, shrink: int, auto_orient: bool) -> pyvips.Image:
+        """The decoded image at 1/``shrink``, turned by the EXIF orientation when asked."""
+        turned = auto_orient and self.orientation not in (0, 1)
+        with self._lock:
+            key = (shrink, turned)
+            if key not in self._rasters:
+                if turned:
+                    self._rasters[key] = self._raster(shrink, False).autorot()
+                else:
+                    self._rasters[key] = self._decode(shrink)
+            return self._rasters[key]
+
+    @property
+    def raw(self) -> pyvips.Image:
+        """The source as decoded (at :attr:`shrink`), not turned; a streamed image's header."""
+        return self.header.image if self.streamed else self._raster(self.shrink, False)
 
     def _stream(self, auto_orient: bool, shrink: int = 1, random: bool = False) -> pyvips.Image:
         """A fresh pass over a streamed source, top to bottom; random access (which libvips
@@ -316,27 +522,19 @@ class SourceImage:
         return image.autorot() if rotate else image
 
     def _shrink_for(self, auto_orient: bool, width: int, height: int) -> int:
-        """The largest shrink-on-load that still leaves twice the target's pixels across."""
-        full_w, full_h = self._size
-        if auto_orient and self.orientation in (5, 6, 7, 8):  # turned by 90 degrees
-            full_w, full_h = full_h, full_w
-        factor = min(full_w / max(1, width), full_h / max(1, height))
-        for shrink in _SHRINK_ON_LOAD.get(self.loader, ()):
-            if factor >= 2 * shrink:
-                return shrink
-        return 1
+        """The largest shrink-on-load of a streamed pass that still leaves twice the target's
+        pixels across."""
+        return largest_shrink(self.loader, self.size(auto_orient), (width, height), STREAM_MARGIN)
 
     def base(self, auto_orient: bool, random: bool = False) -> pyvips.Image:
-        """The full image, with the EXIF orientation applied unless ``auto_orient`` is false;
-        ``random``: it will be read out of order (turned), not top to bottom."""
+        """The full image at full size, with the EXIF orientation applied unless ``auto_orient``
+        is false; ``random``: it will be read out of order (turned), not top to bottom.
+
+        When the plan shrank the decode, this is a second, full-size decode (the plan avoids
+        that: it shrinks only when nothing needs the full size)."""
         if self.streamed:
             return self._stream(auto_orient, random=random)
-        if not auto_orient or self.orientation in (0, 1):
-            return self.raw
-        with self._lock:
-            if self._oriented is None:
-                self._oriented = self.raw.autorot()
-            return self._oriented
+        return self._raster(1, auto_orient)
 
     def scaled(self, auto_orient: bool, width: int, height: int, keep: bool) -> pyvips.Image:
         """The full region at width x height in sRGB, made from the smallest kept copy that is
@@ -367,26 +565,24 @@ class SourceImage:
                 )
             )
         else:
-            out = to_srgb(_resize(self.base(auto_orient), width, height))
+            decoded = self._raster(self.shrink, auto_orient)
+            if decoded.width < width or decoded.height < height:
+                decoded = self.base(auto_orient)  # more than the plan allowed for
+            out = to_srgb(_resize(decoded, width, height))
         if keep or self.streamed:
             # A streamed pass can be read only once, top to bottom: hold the (small) result.
             out = out.copy_memory()
             kept.append(out)
         return out
 
-    def region(self, instruction: Instruction) -> tuple[pyvips.Image, bool]:
-        """The instruction's region in sRGB; the flag says it is the whole image."""
-        rotation = instruction.rotation
-        base = self.base(rotation.auto_orient, random=rotation.degrees != 0)
-        region = instruction.region
-        if region.kind == "full":
-            return base, True
-        left, top, width, height = region.box(base.width, base.height)
-        if (left, top, width, height) == (0, 0, base.width, base.height):
-            return base, True
-        if region.kind == "smart":
-            return self.smart_thumbnail(rotation.auto_orient, int(region.w), int(region.h)), False
-        return base.crop(left, top, width, height), False
+    def cover_size(self, auto_orient: bool, width: int, height: int) -> tuple[int, int]:
+        """The size the smart crop ``-1,-1,width,height`` scales the whole image to before it
+        cuts: just covering width x height, never enlarged."""
+        full_w, full_h = self.size(auto_orient)
+        scale = min(1.0, max(width / full_w, height / full_h))
+        cover_w = max(min(width, full_w), round(full_w * scale))
+        cover_h = max(min(height, full_h), round(full_h * scale))
+        return cover_w, cover_h
 
     def smart_thumbnail(self, auto_orient: bool, width: int, height: int) -> pyvips.Image:
         """go-iiif's smart crop ``-1,-1,w,h``: the w x h thumbnail of the most interesting part.
@@ -402,12 +598,9 @@ class SourceImage:
     def _smart_thumbnail_locked(self, auto_orient: bool, width: int, height: int) -> pyvips.Image:
         cache_key = (auto_orient, width, height)
         if cache_key not in self._crops:
-            base = self.base(auto_orient)
-            scale = min(1.0, max(width / base.width, height / base.height))
-            cover_w = max(min(width, base.width), round(base.width * scale))
-            cover_h = max(min(height, base.height), round(base.height * scale))
-            if (cover_w, cover_h) == (base.width, base.height):
-                cover = to_srgb(base)
+            cover_w, cover_h = self.cover_size(auto_orient, width, height)
+            if (cover_w, cover_h) == self.size(auto_orient):
+                cover = to_srgb(self.base(auto_orient))
             else:
                 cover = self.scaled(auto_orient, cover_w, cover_h, keep=False)
             crop_w, crop_h = min(width, cover_w), min(height, cover_h)
@@ -415,6 +608,22 @@ class SourceImage:
                 cover = cover.smartcrop(crop_w, crop_h, interesting="attention")
             self._crops[cache_key] = cover.copy_memory()
         return self._crops[cache_key]
+
+    def as_published(self) -> tuple[bytes, JpegLayout] | None:
+        """The source's bytes and their layout when they can be published as they are (see
+        :func:`browser_jpeg`), else None. Read once."""
+        with self._lock:
+            if not self._jpeg_read:
+                self._jpeg, self._jpeg_read = browser_jpeg(self.header), True
+            return self._jpeg
+
+    def verify(self) -> None:
+        """Decode the whole image once if nothing has yet (at the plan's shrink: libjpeg still
+        reads every coefficient), so damaged data fails the image as it does when re-encoded."""
+        if self.streamed:
+            self._stream(False, max(_SHRINK_ON_LOAD.get(self.loader, (1,)))).min()
+        else:
+            self.raw  # noqa: B018 (the decode is the point)
 
 
 def _rotate(image: pyvips.Image, rotation: Rotation) -> pyvips.Image:
@@ -557,7 +766,13 @@ def encode(
 
 
 class Renderer:
-    """Makes every derivative of one decoded source image."""
+    """Makes every derivative of one source image.
+
+    :meth:`plan` (given the whole instruction set) lets the source skip what no derivative
+    needs: a full-size JPEG derivative of a JPEG a browser shows is the source's own bytes
+    (:meth:`passes_through`), and the decode shrinks on load as far as the biggest remaining
+    derivative allows.
+    """
 
     def __init__(
         self,
@@ -580,8 +795,84 @@ class Renderer:
             orientation=1 if oriented else self.source.orientation,
         )
 
+    def _target(self, ins: Instruction) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+        """The instruction's region box on the full image and its output size (a smart crop's
+        box is its crop size; the output is then sized from that)."""
+        full_w, full_h = self.source.size(ins.rotation.auto_orient)
+        try:
+            box = ins.region.box(full_w, full_h)
+            return box, ins.size.target(box[2], box[3], self.size_rules)
+        except ParameterError as exc:
+            raise ParameterError(f"instruction {ins.label!r}: {exc}") from None
+
+    def _whole(self, ins: Instruction, box: tuple[int, int, int, int]) -> bool:
+        full = self.source.size(ins.rotation.auto_orient)
+        return ins.region.kind == "full" or box == (0, 0, *full)
+
+    def passes_through(self, ins: Instruction) -> bool:
+        """Whether the derivative is the source JPEG itself (metadata stripped, no re-encode):
+        the whole image at full size, not turned (rotation 0 on an upright source, or ``-1``,
+        which records the source's orientation instead), default or color quality, JPEG, from a
+        source a browser shows as it is (:func:`browser_jpeg`)."""
+        rotation = ins.rotation
+        if (
+            ins.format != "jpg"
+            or ins.quality.kind not in ("default", "color")
+            or rotation.degrees
+            or rotation.mirror
+            or (rotation.auto_orient and self.source.orientation not in (0, 1))
+            or self.source.loader != "jpegload"
+        ):
+            return False
+        box, target = self._target(ins)
+        if not self._whole(ins, box) or target != self.source.size(rotation.auto_orient):
+            return False
+        return self.source.as_published() is not None
+
+    def _needs(self, ins: Instruction) -> tuple[bool, int, int] | None:
+        """The smallest whole image (oriented, width, height) the derivative can be made from,
+        or None when it needs the full-size pixels (a crop, a full-size or enlarged output)."""
+        auto = ins.rotation.auto_orient
+        full = self.source.size(auto)
+        box, (width, height) = self._target(ins)
+        if ins.region.kind == "smart" and box != (0, 0, *full):
+            return (auto, *self.source.cover_size(auto, int(ins.region.w), int(ins.region.h)))
+        if not self._whole(ins, box) or width > full[0] or height > full[1]:
+            return None
+        return None if (width, height) == full else (auto, width, height)
+
+    def plan(
+        self, instructions: Sequence[Instruction], thumbnail_box: int = 0, full_size: bool = False
+    ) -> int:
+        """Choose the cheapest decode every derivative allows (and a ``thumbnail_box`` x
+        ``thumbnail_box`` thumbnail for the services, when given; ``full_size``: something else
+        needs the full-size pixels): the largest shrink-on-load that leaves the biggest
+        derivative not made from the source's bytes at least :data:`DECODE_MARGIN` times its
+        pixels. Returns the shrink (1 = full size)."""
+        if full_size:
+            return self._use(1)
+        needs = [self._needs(ins) for ins in instructions if not self.passes_through(ins)]
+        if thumbnail_box:
+            needs.append((True, *fit_box(*self.source.size(True), thumbnail_box)))
+        shrink = max(_SHRINK_ON_LOAD.get(self.source.loader, (1,)))
+        for need in needs:
+            if need is None:
+                return self._use(1)
+            auto, width, height = need
+            full = self.source.size(auto)
+            shrink = min(
+                shrink, largest_shrink(self.source.loader, full, (width, height), DECODE_MARGIN)
+            )
+        return self._use(shrink)
+
+    def _use(self, shrink: int) -> int:
+        self.source.use_shrink(shrink)
+        return self.source.shrink
+
     def render(self, instruction: Instruction, uri: str) -> Rendered:
         """Make one derivative, encoded, in memory."""
+        if self.passes_through(instruction):
+            return self._published(instruction, uri)
         try:
             image = self._image(instruction)
             data = encode(image, instruction.format, self.metadata(instruction), self.jpeg_quality)
@@ -591,20 +882,37 @@ class Renderer:
             ) from None
         return Rendered(instruction, instruction.key(uri), data, image.width, image.height)
 
+    def _published(self, ins: Instruction, uri: str) -> Rendered:
+        """The source's own JPEG as the derivative, once its data has decoded cleanly."""
+        found = self.source.as_published()
+        assert found is not None  # passes_through() said so
+        self.source.verify()
+        meta = self.metadata(ins)
+        data = published_jpeg(*found, keep_all=meta.keep_all, orientation=meta.orientation)
+        width, height = self.source.size(ins.rotation.auto_orient)
+        return Rendered(ins, ins.key(uri), data, width, height)
+
     def _image(self, ins: Instruction) -> pyvips.Image:
         src = self.source
-        try:
-            image, whole = src.region(ins)
-            width, height = ins.size.target(image.width, image.height, self.size_rules)
-        except ParameterError as exc:
-            raise ParameterError(f"instruction {ins.label!r}: {exc}") from None
-        if (width, height) == (image.width, image.height):
-            image = to_srgb(image)
-        elif whole:
-            # A whole-image downscale: keep it when it can seed a smaller derivative.
-            keep = ins.size.kind != "wh" and width < image.width
-            image = src.scaled(ins.rotation.auto_orient, width, height, keep)
+        auto = ins.rotation.auto_orient
+        box, (width, height) = self._target(ins)
+        full_w, full_h = src.size(auto)
+        if self._whole(ins, box):
+            if (width, height) == (full_w, full_h):
+                image = to_srgb(src.base(auto, random=ins.rotation.degrees != 0))
+            else:
+                # A whole-image downscale: keep it when it can seed a smaller derivative.
+                keep = ins.size.kind != "wh" and width < full_w
+                image = src.scaled(auto, width, height, keep)
         else:
-            image = to_srgb(_resize(image, width, height))
+            if ins.region.kind == "smart":
+                region = src.smart_thumbnail(auto, int(ins.region.w), int(ins.region.h))
+            else:
+                base = src.base(auto, random=ins.rotation.degrees != 0)
+                region = base.crop(*box)
+            if (width, height) == (region.width, region.height):
+                image = to_srgb(region)
+            else:
+                image = to_srgb(_resize(region, width, height))
         image = _rotate(image, ins.rotation)
         return apply_quality(image, ins.quality)
