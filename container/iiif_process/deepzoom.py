@@ -87,6 +87,7 @@ class Pyramid:
                 self.info,
                 info_content_type(self.api_version),
                 INFO_CACHE_CONTROL,
+                restore=True,
             ),
             Item(
                 store,
@@ -94,6 +95,7 @@ class Pyramid:
                 self.manifest,
                 MANIFEST_CONTENT_TYPE,
                 INFO_CACHE_CONTROL,
+                restore=True,
             ),
         ]
 

@@ -7,7 +7,9 @@ last (it says the image is done). Within a phase at most ``concurrency`` writes 
 once: a 24 MP image makes over a hundred tiles, and one PUT at a time would make S3's latency, not
 the pixels, the task's cost. On any failure no new write starts, the writes under way finish, and
 every object this run created is deleted (an object that existed before the run, from an earlier
-complete run, is never deleted), then the first error is raised.
+complete run, is never deleted) and the documents it replaced (``restore``: ``info.json`` and
+``manifest.json``, which must keep describing the earlier run's tiles) are written back as they
+were, then the first error is raised.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from .errors import IIIFProcessError
 from .stores import Store, write_object
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,9 @@ class Item:
     data: bytes
     content_type: str
     cache_control: str | None = None
+    # Read the object before replacing it and write it back after a failure (a small document
+    # that describes other objects; images are left replaced, as the derivatives always were).
+    restore: bool = False
 
 
 def publish(uri: str, phases: Sequence[Sequence[Item]], concurrency: int = 1) -> None:
@@ -53,10 +59,25 @@ def publish(uri: str, phases: Sequence[Sequence[Item]], concurrency: int = 1) ->
         if id(item.store) not in before:
             keys = [i.key for i in items if i.store is item.store]
             before[id(item.store)] = item.store.existing(keys)
+    previous: dict[tuple[int, str], bytes] = {}
+    for item in items:
+        if item.restore and item.key in before[id(item.store)]:
+            try:
+                previous[(id(item.store), item.key)] = item.store.read(item.key)
+            except IIIFProcessError as exc:
+                log.warning(
+                    "cannot read an object before replacing it; a failure will not restore it",
+                    extra={"uri": uri, "key": item.key, "error": str(exc)},
+                )
     created: list[tuple[Store, str]] = []
+    replaced: list[tuple[Item, bytes]] = []
     lock = threading.Lock()
 
     def write(item: Item) -> None:
+        old = previous.get((id(item.store), item.key))
+        if old is not None:
+            with lock:  # before the write: a write that fails may still have landed
+                replaced.append((item, old))
         write_object(item.store, item.key, item.data, item.content_type, item.cache_control)
         if item.key not in before[id(item.store)]:
             with lock:
@@ -73,6 +94,7 @@ def publish(uri: str, phases: Sequence[Sequence[Item]], concurrency: int = 1) ->
                     _run_phase(pool, write, phase)
     except BaseException:
         _remove(uri, created, workers)
+        _restore(uri, replaced)
         raise
 
 
@@ -89,6 +111,18 @@ def _run_phase(
             future.cancel()
         wait(futures)  # the writes under way: what they create is known before deleting
         raise failed[0].exception()  # type: ignore[misc]
+
+
+def _restore(uri: str, replaced: list[tuple[Item, bytes]]) -> None:
+    """Write back the documents a failed publication replaced (each failure logged)."""
+    for item, old in replaced:
+        try:
+            write_object(item.store, item.key, old, item.content_type, item.cache_control)
+        except Exception as exc:
+            log.error(
+                "could not restore an object after a failed write",
+                extra={"uri": uri, "key": item.key, "error": str(exc)},
+            )
 
 
 def _remove(uri: str, created: list[tuple[Store, str]], workers: int) -> None:
