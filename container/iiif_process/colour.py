@@ -18,7 +18,7 @@ docs/colour.md):
   do); nothing here needs to know.
 
 Everything is libvips operations on the whole image (no per-pixel Python); the black-ink test
-reads at most about a million sampled pixels.
+reads at most about 260,000 sampled pixels.
 """
 
 from __future__ import annotations
@@ -42,8 +42,9 @@ RGB_INTENT = "perceptual"
 # more than KEY_INK_FLOOR of black ink (of 255; JPEG noise on an empty channel stays below it).
 KEY_INK_FLOOR = 8
 KEY_INK_SHARE = 0.005
-# The black-ink test looks at about this many pixels (a point sample of larger images).
-KEY_SAMPLE_PIXELS = 1 << 20
+# The black-ink test looks at about this many pixels (every n-th pixel of every n-th line of
+# larger images: 8 ms of CPU at 24 MP, against about a second for the profile conversion).
+KEY_SAMPLE_PIXELS = 1 << 18
 
 
 def icc_description(profile: bytes) -> str:
@@ -89,7 +90,8 @@ def black_ink_unused(image: pyvips.Image) -> bool:
     key = image.extract_band(3)
     step = max(1, math.ceil(math.sqrt(key.width * key.height / KEY_SAMPLE_PIXELS)))
     if step > 1:
-        key = key.subsample(step, step, point=True)
+        # Not point=True: libvips then fetches each sampled pixel alone, ten times slower.
+        key = key.subsample(step, step)
     floor = KEY_INK_FLOOR * _full_scale(image) / 255
     inked = (key > floor).avg() / 255  # the share of sampled pixels with black ink
     return inked < KEY_INK_SHARE
