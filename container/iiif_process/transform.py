@@ -369,15 +369,21 @@ def browser_jpeg(header: Probe) -> tuple[bytes, JpegLayout] | None:
     except OSError:
         return None
     layout = jpeg_layout(data)
-    if (
-        layout is None
-        or layout.frame not in _BROWSER_FRAMES
-        or layout.precision != 8
-        or layout.components not in (1, 3)
-        or layout.other_metadata
-    ):
+    if layout is None or not browser_ready(layout):
         return None
     return data, layout
+
+
+def browser_ready(layout: JpegLayout) -> bool:
+    """Whether a JPEG of this layout can be published as it is, metadata stripped: a frame
+    every browser decodes (8-bit baseline, extended or progressive, Huffman coded), 1 or 3
+    components (not CMYK or YCCK), and no metadata the stripping would leave in."""
+    return (
+        layout.frame in _BROWSER_FRAMES
+        and layout.precision == 8
+        and layout.components in (1, 3)
+        and not layout.other_metadata
+    )
 
 
 def exif_orientation(orientation: int) -> bytes:
