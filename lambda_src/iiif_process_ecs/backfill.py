@@ -1,12 +1,19 @@
 """``iiif-process-ecs -mode backfill``: send what a source bucket already holds through the
 event queue (issue #10).
 
-Page by page (ListObjectsV2, 1000 keys a page, from ``-start-after``, under ``-prefix``): the
-trigger's key rule and size limit (keys.check_key, one rule), then the ledger (BatchGetItem,
-100 keys a call) to skip what is unchanged, then for the rest: ``queued`` in the ledger
-(BatchWriteItem, 25 items a call), then
-S3-notification messages to the event queue (requeue.py: several records a message, ten
-messages a SendMessageBatch). The trigger then claims and packs them as it does uploads.
+Page by page (ListObjectsV2, 1000 keys a page, from ``-start-after``, under ``-prefix``; the
+next page is listed while this one is worked on): the trigger's key rule and size limit
+(keys.check_key, one rule), then the ledger (BatchGetItem, 100 keys a call, ten calls at once)
+to skip what is unchanged, then for the rest: ``queued`` in the ledger, then S3-notification
+messages to the event queue (requeue.py: several records a message, ten messages a
+SendMessageBatch, the calls of a page at once). The trigger then claims and packs them as it
+does uploads.
+
+The ``queued`` mark is a conditional UpdateItem per key (Ledger.queue_if_unchanged, sixteen at
+once): it is written only if the item is still as read. A trigger claim or a task's outcome that
+lands between the read and the mark is kept; the key is read again and decided again (it is
+then usually skipped ``already started`` or ``unchanged``), so a backfill never overwrites a
+newer state. Only keys whose mark was written are sent.
 
 A page is done or undone as a whole: keys whose message could not be sent (or a page cut short
 by a second Ctrl-C) get their ledger items put back as they were read, so ``-start-after`` (the
@@ -16,12 +23,12 @@ last key of the last finished page) resumes without losing a key.
 from __future__ import annotations
 
 import json
-import random
+import queue
 import re
 import shlex
-import time
+import threading
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TextIO
@@ -38,12 +45,13 @@ from .cost import (
 )
 from .keys import check_key
 from .ledger import (
+    DEFAULT_WORKERS,
     Ledger,
     LedgerError,
+    concurrently,
     decide_claim,
     now_iso,
     same_object,
-    to_dynamodb,
 )
 from .logs import log
 from .progress import Progress
@@ -57,8 +65,11 @@ from .requeue import (
 )
 
 PAGE_SIZE = 1000  # ListObjectsV2's maximum keys a page
-WRITE_BATCH_LIMIT = 25  # BatchWriteItem's maximum items a call
 ALREADY_QUEUED = "already queued"
+# A key whose item another part changed between the read and the mark is read and decided
+# again, this many times in all; still moving after that, it is left to that part.
+MARK_ROUNDS = 3
+CHANGED_WHILE_QUEUEING = "changed while being queued (left to the part that changed it)"
 FAILED_BEFORE = "failed before (-mode retry re-queues it)"
 QUEUED_REASON = "queued by iiif-process-ecs -mode backfill"
 EXIT_STOPPED = 130  # the shell's status for a run stopped by Ctrl-C
@@ -141,6 +152,7 @@ class BackfillOptions:
     run: str = ""
     region: str = ""
     page_size: int = PAGE_SIZE
+    workers: int = DEFAULT_WORKERS
 
 
 class Backfill:
@@ -160,8 +172,6 @@ class Backfill:
         on_would_queue: Callable[[Sequence[str]], None] | None = None,
         on_failed_key: Callable[[str, str], None] | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        sleep: Callable[[float], None] = time.sleep,
-        rand: Callable[[], float] = random.random,
     ) -> None:
         if requeuer is None and not options.dry_run:
             raise BackfillUsageError("a backfill that is not a dry run needs the event queue")
@@ -175,14 +185,16 @@ class Backfill:
         self.on_would_queue = on_would_queue
         self.on_failed_key = on_failed_key
         self.clock = clock
-        self.sleep = sleep
-        self.rand = rand
         self.result = BackfillResult()
 
     # -- the run -----------------------------------------------------------------------------
 
-    def pages(self) -> Any:
-        """ListObjectsV2 pages of Listed objects (1000 a page), in key order."""
+    def pages(self) -> Generator[list[Listed], None, None]:
+        """ListObjectsV2 pages of Listed objects (1000 a page), in key order, each listed
+        while the one before is worked on (prefetched)."""
+        return prefetched(self._listing())
+
+    def _listing(self) -> Iterator[list[Listed]]:
         kwargs: dict[str, Any] = {
             "Bucket": self.options.bucket,
             "PaginationConfig": {"PageSize": self.options.page_size},
@@ -205,8 +217,9 @@ class Backfill:
         """List, check, skip, queue; stops after a page when asked (``stop``, KeyboardInterrupt)."""
         result = self.result
         result.last_key = self.options.start_after
+        pages = self.pages()
         try:
-            for page in self.pages():
+            for page in pages:
                 try:
                     self.process_page(page)
                 except KeyboardInterrupt:
@@ -228,6 +241,8 @@ class Backfill:
         except KeyboardInterrupt:
             # Between pages (while listing): nothing of the next page was done.
             result.stopped = True
+        finally:
+            pages.close()  # stops the listing thread
         self._show(final=True)
         if self.progress is not None:
             self.progress.finish()
@@ -260,7 +275,11 @@ class Backfill:
             counts[reason_class(verdict.reason)] += 1
             if verdict.outcome == "failed" and self.on_failed_key is not None:
                 self.on_failed_key(obj.key, verdict.reason)
-        seen = self.ledger.get_many(obj.key for obj in candidates) if candidates else {}
+        seen = (
+            self.ledger.get_many((obj.key for obj in candidates), workers=self.options.workers)
+            if candidates
+            else {}
+        )
         now = self.clock()
         to_queue: list[Listed] = []
         for obj in candidates:
@@ -285,10 +304,9 @@ class Backfill:
         marked: dict[str, Mapping[str, Any] | None] = {}
         stamp = now_iso(now)
         try:
-            marked = self.mark_queued(to_queue, seen, stamp)
-            messages = self._messages(to_queue)
-            assert self.requeuer is not None
-            report = self.requeuer.send_messages(messages) if messages else SendReport()
+            counts.update(self.mark_queued(to_queue, seen, stamp, marked).values())
+            messages = self._messages([obj for obj in to_queue if obj.key in marked])
+            report = self.send(messages)
         except KeyboardInterrupt:
             # A second Ctrl-C: put the page's items back; the page is redone on resume.
             self.undo(marked, stamp)
@@ -303,6 +321,21 @@ class Backfill:
                 for uri, reason in failed:
                     self.on_failed_key(uri, f"not queued: {reason}")
         self._add(len(page), len(sent & set(marked)), counts)
+
+    def send(self, messages: Sequence[tuple[list[str], str]]) -> SendReport:
+        """Send a page's messages: its SendMessageBatch calls at once (up to ``workers``)."""
+        report = SendReport()
+        if not messages:
+            return report
+        assert self.requeuer is not None
+        calls = send_calls(messages)
+        lanes = min(self.options.workers, len(calls))
+        groups = [[m for call in calls[lane::lanes] for m in call] for lane in range(lanes)]
+        for part in concurrently(self.requeuer.send_messages, groups, workers=lanes):
+            assert part is not None
+            report.sent.extend(part.sent)
+            report.failed.extend(part.failed)
+        return report
 
     def _add(self, listed: int, queued: int, counts: Counter[str]) -> None:
         self.result.listed += listed
@@ -329,88 +362,116 @@ class Backfill:
 
     # -- the ledger --------------------------------------------------------------------------
 
-    def _queued_item(
-        self, obj: Listed, seen: Mapping[str, Any] | None, stamp: str
-    ) -> dict[str, Any]:
-        """The item as read, changed to ``queued`` for this object (a fresh start: attempts 0)."""
-        item = {
-            name: value
-            for name, value in (seen or {}).items()
-            if name not in ("retryable", "processing_at", "finished_at", "recipe")
-        }
-        item.update(
-            {
-                "uri": obj.key,
-                "status": "queued",
-                "reason": QUEUED_REASON,
-                "etag": obj.etag,
-                "size": obj.size,
-                "attempts": 0,
-                "updated_at": stamp,
-                "created_at": item.get("created_at", stamp),
-            }
-        )
-        if self.options.recipe:
-            item["recipe"] = self.options.recipe
-        return {name: to_dynamodb(value) for name, value in item.items()}
-
     def mark_queued(
-        self, objects: Sequence[Listed], seen: Mapping[str, Any], stamp: str
-    ) -> dict[str, Mapping[str, Any] | None]:
-        """Set ``queued`` for ``objects`` with BatchWriteItem, WRITE_BATCH_LIMIT items a call,
-        unprocessed items again with backoff. Returns uri → the item before.
+        self,
+        objects: Sequence[Listed],
+        seen: Mapping[str, Any],
+        stamp: str,
+        marked: dict[str, Mapping[str, Any] | None],
+    ) -> dict[str, str]:
+        """Set ``queued`` for ``objects``, each only if its item is still as read
+        (Ledger.queue_if_unchanged, ``workers`` at once). ``marked`` receives uri → the item
+        before for every mark written (as they are written, so that an interrupted page can be
+        undone). A key whose item changed meanwhile is read again and decided again, up to
+        MARK_ROUNDS times. Returns uri → skip reason for the keys not marked."""
+        current: dict[str, Any] = dict(seen)
+        pending = list(objects)
+        skipped: dict[str, str] = {}
 
-        BatchWriteItem takes no condition: a trigger claim that lands between the read and
-        this write is overwritten. The key is then at worst processed twice (the claim's task
-        and this backfill's message), never lost. (TransactWriteItems would be conditional, but
-        costs two writes an item and, under the embedded AWS, copies every table per call.)
-        """
-        marked: dict[str, Mapping[str, Any] | None] = {}
-        table = self.ledger.table
-        for start in range(0, len(objects), WRITE_BATCH_LIMIT):
-            chunk = objects[start : start + WRITE_BATCH_LIMIT]
-            request: dict[str, Any] = {
-                table: [
-                    {"PutRequest": {"Item": self._queued_item(obj, seen.get(obj.key), stamp)}}
-                    for obj in chunk
-                ]
-            }
-            rounds = 0
-            while request:
-                response = self.ledger._call("batch_write_item", RequestItems=request)
-                request = response.get("UnprocessedItems") or {}
-                if request:
-                    rounds += 1
-                    if rounds > self.ledger.retries:
-                        raise LedgerError(
-                            f"ledger {table}: BatchWriteItem left {len(request.get(table, []))} "
-                            f"item(s) unprocessed after {rounds} rounds"
-                        )
-                    self.sleep(self.rand() * min(self.ledger.max_delay, 0.05 * 2**rounds))
-            for obj in chunk:
-                marked[obj.key] = seen.get(obj.key)
-        return marked
+        def mark(obj: Listed) -> bool:
+            before = current.get(obj.key)
+            if not self.ledger.queue_if_unchanged(
+                obj.key,
+                seen=before,
+                etag=obj.etag,
+                size=obj.size,
+                recipe=self.options.recipe,
+                reason=QUEUED_REASON,
+                stamp=stamp,
+            ):
+                return False
+            marked[obj.key] = before
+            return True
+
+        for _ in range(MARK_ROUNDS):
+            results = concurrently(mark, pending, workers=self.options.workers)
+            lost = [obj for obj, done in zip(pending, results, strict=True) if not done]
+            if not lost:
+                return skipped
+            fresh = self.ledger.get_many((obj.key for obj in lost), workers=self.options.workers)
+            now = self.clock()
+            pending = []
+            for obj in lost:
+                item = fresh.get(obj.key)
+                reason = skip_reason(
+                    item, obj.etag, self.options.recipe, force=self.options.force, now=now
+                )
+                if reason is None:
+                    current[obj.key] = item
+                    pending.append(obj)
+                else:
+                    skipped[obj.key] = reason
+            if not pending:
+                return skipped
+        skipped.update((obj.key, CHANGED_WHILE_QUEUEING) for obj in pending)
+        return skipped
 
     def undo(self, marked: Mapping[str, Mapping[str, Any] | None], stamp: str) -> None:
         """Put back the items of ``marked`` as they were before (delete those that did not
         exist), each only if it is still our ``queued`` of ``stamp``."""
-        for uri, before in marked.items():
+        expect = {"status": "queued", "updated_at": stamp}
+
+        def one(entry: tuple[str, Mapping[str, Any] | None]) -> None:
+            uri, before = entry
             try:
                 if before is not None:
-                    self.ledger.put_back(before, expect={"status": "queued", "updated_at": stamp})
-                    continue
-                self.ledger.client.delete_item(
-                    TableName=self.ledger.table,
-                    Key={"uri": {"S": uri}},
-                    ConditionExpression="#status = :queued AND #updated = :stamp",
-                    ExpressionAttributeNames={"#status": "status", "#updated": "updated_at"},
-                    ExpressionAttributeValues={
-                        ":queued": {"S": "queued"},
-                        ":stamp": {"S": stamp},
-                    },
-                )
+                    self.ledger.put_back(before, expect=expect)
+                else:
+                    self.ledger.delete_if(uri, expect=expect)
             except (ClientError, BotoCoreError, LedgerError) as error:
                 log("backfill: ledger item not put back", level="ERROR", uri=uri, error=str(error))
+
+        concurrently(one, list(marked.items()), workers=self.options.workers)
+
+
+def prefetched(pages: Iterator[list[Listed]]) -> Generator[list[Listed], None, None]:
+    """``pages``, each fetched on a helper thread while the caller works on the one before
+    (one page ahead). The helper stops when the caller stops asking; its errors reach the
+    caller at the page they would have been."""
+    ahead: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+    done = threading.Event()
+
+    def offer(entry: tuple[str, Any]) -> bool:
+        while not done.is_set():
+            try:
+                ahead.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def fetch() -> None:
+        try:
+            for page in pages:
+                if not offer(("page", page)):
+                    return
+        except BaseException as error:  # handed to the caller, raised there
+            offer(("error", error))
+            return
+        offer(("end", None))
+
+    thread = threading.Thread(target=fetch, name="backfill-listing", daemon=True)
+    thread.start()
+    try:
+        while True:
+            kind, value = ahead.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        done.set()
 
 
 def object_count(cloudwatch: Any, bucket: str, now: datetime | None = None) -> int | None:
@@ -444,8 +505,9 @@ def summary(
     region: str,
     prices: str = "",
 ) -> dict[str, Any]:
-    """The ``-json`` summary: listed, queued, skipped by reason, tasks, estimated cost, and
-    (when there are) failed keys and where to resume."""
+    """The ``-json`` summary, exactly the issue's keys: listed, queued, skipped by reason,
+    tasks, estimated cost. (Where to resume and keys not queued go to stderr, and the exit
+    status says which: 130 stopped, 1 some key not queued.)"""
     usage = estimate_backfill(
         result.queued,
         max_uris_per_task,
@@ -461,10 +523,6 @@ def summary(
         "tasks": tasks_for(result.queued, max_uris_per_task),
         "estimated_cost_usd": round(cost_of(usage, table)["total"], 4),
     }
-    if result.failed:
-        report["failed"] = len(result.failed)
-    if result.stopped:
-        report["start_after"] = result.last_key
     return report
 
 

@@ -127,7 +127,6 @@ def run_backfill_mode(
         if show_keys
         else None,
         on_failed_key=lambda key, reason: progress.note(f"failed: {key}: {reason}"),
-        **kwargs,
     )
     with stop_on_ctrl_c(stop, progress):
         result = backfill.run()

@@ -3,6 +3,10 @@
 Only used when ``IIIF_PROCESS_LEDGER_TABLE`` is set (docs/contracts.md, "The ledger"). A key's
 ETag and size come from its event record; keys given without one (``-uri``, ``{"uris": [...]}``,
 the seed's invoke payload) are asked for with HeadObject on the source bucket.
+
+Every per-key call (HeadObject, the conditional claim, the task record, input outcomes) runs on
+a bounded thread pool (ledger.concurrently, CLAIM_WORKERS threads), so an invocation of 1000
+messages of 10 keys claims its 10,000 keys in about 10,000 / 16 round trips, not 10,000.
 """
 
 from __future__ import annotations
@@ -14,7 +18,15 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from .events import ObjectRecord
-from .ledger import ALREADY_STARTED, ClaimResult, Ledger, LedgerError
+from .launcher import LAUNCH_MARGIN_SECONDS
+from .ledger import (
+    ALREADY_STARTED,
+    DEFAULT_WORKERS,
+    ClaimResult,
+    Ledger,
+    LedgerError,
+    concurrently,
+)
 from .logs import log
 from .settings import Settings
 
@@ -25,8 +37,12 @@ _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 MAX_LEDGER_KEY_BYTES = 2048
 # Recording input outcomes stops when the invocation has less than this left (they are logged).
 OUTCOME_MARGIN_SECONDS = 5.0
-# Items a skip or input failure never overwrites: a task holds the key, or its derivatives exist.
-PROTECTED_STATUSES = ("started", "succeeded")
+# No claim starts with less than this left: the launches after the claims need the RunTask
+# margin (launcher.LAUNCH_MARGIN_SECONDS) and some time to run, and a claim made too late for
+# its RunTask would only be undone. Keys not claimed go back to the queue (batchItemFailures).
+CLAIM_MARGIN_SECONDS = LAUNCH_MARGIN_SECONDS + 10.0
+# Threads for the per-key calls (one request each).
+CLAIM_WORKERS = DEFAULT_WORKERS
 
 
 @dataclass
@@ -69,58 +85,44 @@ def record_input_outcomes(
 ) -> dict[str, int]:
     """Write ``skipped`` / ``failed`` with the reason for keys the trigger did not launch.
 
-    One conditional UpdateItem per key (BatchWriteItem cannot carry a condition): the write
-    never overwrites an item that is ``started`` (a task holds the key) or ``succeeded`` (its
-    derivatives exist, whatever the ETag; a later event or a backfill compares ETags again).
+    One conditional UpdateItem per key (Ledger.record_outcome; BatchWriteItem cannot carry a
+    condition), CLAIM_WORKERS at once: the write never overwrites an item that is ``started``
+    (a task holds the key) or ``succeeded`` (its derivatives exist, whatever the ETag; a later
+    event or a backfill compares ETags again).
     Keys that cannot be an item (empty, lone surrogates, over 2048 bytes) are only logged, as
     are writes that fail or that the invocation has no time left for: the response accounts for
     every key either way. Returns counts: recorded, kept (protected), unstorable, not_recorded.
     """
     counts = {"recorded": 0, "kept": 0, "unstorable": 0, "not_recorded": 0}
     unique = list({outcome.uri: outcome for outcome in reversed(outcomes)}.values())[::-1]
-    for index, outcome in enumerate(unique):
-        if not storable_key(outcome.uri):
-            counts["unstorable"] += 1
-            continue
-        if remaining_seconds is not None and remaining_seconds() < OUTCOME_MARGIN_SECONDS:
-            counts["not_recorded"] += len(unique) - index
-            break
-        stamp = ledger._now()
-        values: dict[str, Any] = {
-            "status": outcome.status,
-            "reason": outcome.reason,
-            "updated_at": stamp,
-            "finished_at": stamp,
-        }
-        if outcome.etag:
-            values["etag"] = outcome.etag
-        if outcome.size is not None:
-            values["size"] = outcome.size
-        if recipe:
-            values["recipe"] = recipe
+    storable = [outcome for outcome in unique if storable_key(outcome.uri)]
+    counts["unstorable"] = len(unique) - len(storable)
+
+    def record(outcome: InputOutcome) -> str:
         try:
-            ledger._update(
+            written = ledger.record_outcome(
                 outcome.uri,
-                set_values=values,
-                remove=("retryable", "processing_at"),
-                set_if_missing={"created_at": stamp},
-                condition="attribute_not_exists(#uri) OR NOT (#status IN (:p0, :p1))",
-                condition_names={"#uri": "uri", "#status": "status"},
-                condition_values={":p0": PROTECTED_STATUSES[0], ":p1": PROTECTED_STATUSES[1]},
+                outcome.status,
+                outcome.reason,
+                etag=outcome.etag,
+                size=outcome.size,
+                recipe=recipe,
             )
-            counts["recorded"] += 1
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise
-            counts["kept"] += 1
         except LedgerError as error:
-            counts["not_recorded"] += 1
             log(
                 "ledger: input outcome not recorded",
                 level="ERROR",
                 uri=outcome.uri,
                 error=str(error),
             )
+            return "not_recorded"
+        return "recorded" if written else "kept"
+
+    def time_left() -> bool:
+        return remaining_seconds is None or remaining_seconds() >= OUTCOME_MARGIN_SECONDS
+
+    for result in concurrently(record, storable, workers=CLAIM_WORKERS, proceed=time_left):
+        counts[result or "not_recorded"] += 1
     log("input outcomes recorded", **counts)
     return counts
 
@@ -157,31 +159,40 @@ def claim_keys(
     settings: Settings,
     s3: Any,
     force: bool = False,
+    remaining_seconds: Callable[[], float] | None = None,
 ) -> ClaimPlan:
-    """Claim each record's key (one record per key) by the contract's rule."""
+    """Claim each record's key (one record per key) by the contract's rule, CLAIM_WORKERS
+    claims at once. Once ``remaining_seconds`` falls under CLAIM_MARGIN_SECONDS no further
+    claim starts: those keys go to ``aws_failed`` (back to the queue), named with the reason."""
     plan = ClaimPlan()
+
+    def head(record: ObjectRecord) -> tuple[str, int | None, str, bool]:
+        if record.etag:
+            return record.etag, record.size, "", False
+        return head_object(s3, record.bucket or settings.source_bucket, record.key)
+
     objects: list[tuple[str, str, int | None]] = []
-    for record in records:
-        etag, size = record.etag, record.size
-        if not etag:
-            etag, size, reason, aws = head_object(
-                s3, record.bucket or settings.source_bucket, record.key
-            )
-            if reason:
-                entry = {"uri": record.key, "reason": reason}
-                (plan.aws_failed if aws else plan.failed).append(entry)
-                continue
+    heads = concurrently(head, records, workers=CLAIM_WORKERS)
+    for record, answer in zip(records, heads, strict=True):
+        assert answer is not None
+        etag, size, reason, aws = answer
+        if reason:
+            entry = {"uri": record.key, "reason": reason}
+            (plan.aws_failed if aws else plan.failed).append(entry)
+            continue
         objects.append((record.key, etag, size))
     if not objects:
         return plan
     try:
-        seen = ledger.get_many(key for key, _, _ in objects)
+        seen = ledger.get_many((key for key, _, _ in objects), workers=CLAIM_WORKERS)
     except LedgerError as error:
         plan.aws_failed.extend({"uri": key, "reason": str(error)} for key, _, _ in objects)
         return plan
-    for key, etag, size in objects:
+
+    def claim(entry: tuple[str, str, int | None]) -> ClaimResult | str:
+        key, etag, size = entry
         try:
-            result = ledger.claim(
+            return ledger.claim(
                 key,
                 etag=etag,
                 size=size,
@@ -191,9 +202,33 @@ def claim_keys(
                 read=False,
             )
         except LedgerError as error:
-            plan.aws_failed.append({"uri": key, "reason": str(error)})
-            continue
-        if result.claimed:
+            return str(error)
+
+    left: list[float] = []
+
+    def time_left() -> bool:
+        if remaining_seconds is None:
+            return True
+        seconds = remaining_seconds()
+        if seconds < CLAIM_MARGIN_SECONDS:
+            left.append(seconds)
+            return False
+        return True
+
+    results = concurrently(claim, objects, workers=CLAIM_WORKERS, proceed=time_left)
+    for (key, _, _), result in zip(objects, results, strict=True):
+        if result is None:
+            plan.aws_failed.append(
+                {
+                    "uri": key,
+                    "reason": f"not claimed: {min(left, default=0.0):.1f} s left in this "
+                    f"invocation, under the {CLAIM_MARGIN_SECONDS:g} s margin for claims and "
+                    "RunTask",
+                }
+            )
+        elif isinstance(result, str):
+            plan.aws_failed.append({"uri": key, "reason": result})
+        elif result.claimed:
             plan.claimed[key] = result
         elif result.reason == ALREADY_STARTED and not (result.item or {}).get("task_arn"):
             # Claimed, but no task recorded yet: the claimer may still die before RunTask (its
@@ -202,6 +237,14 @@ def claim_keys(
             plan.aws_failed.append({"uri": key, "reason": CLAIM_IN_FLIGHT})
         else:
             plan.skipped.append({"uri": key, "reason": result.reason})
+    if left:
+        log(
+            "deadline near: keys not claimed",
+            level="WARNING",
+            seconds_left=round(min(left), 3),
+            margin=CLAIM_MARGIN_SECONDS,
+            keys_not_claimed=sum(1 for result in results if result is None),
+        )
     log(
         "keys claimed",
         claimed=len(plan.claimed),
@@ -226,9 +269,9 @@ def record_launches(
     A ledger write that fails here is logged, not raised: the task has started (or not)
     whatever the ledger says, and the response still accounts for every key.
     """
-    for uri, task_arn in launched:
-        if uri not in claims:
-            continue
+
+    def set_task(entry: tuple[str, str]) -> None:
+        uri, task_arn = entry
         try:
             ledger.set_task(uri, task_arn)
         except (LedgerError, ClientError) as error:
@@ -239,21 +282,28 @@ def record_launches(
                 task_arn=task_arn,
                 error=str(error),
             )
-    for uri, reason in not_started:
-        claim = claims.get(uri)
-        if claim is None:
-            continue
+
+    def unclaim(entry: tuple[str, str]) -> None:
+        uri, reason = entry
         try:
-            ledger.unclaim(uri, reason, attempts=max(claim.attempts - 1, 0))
+            ledger.unclaim(uri, reason, attempts=max(claims[uri].attempts - 1, 0))
         except (LedgerError, ClientError) as error:
             log("ledger: claim not undone", level="ERROR", uri=uri, error=str(error))
-    for uri, reason in refused:
-        if uri not in claims:
-            continue
+
+    def fail(entry: tuple[str, str]) -> None:
+        uri, reason = entry
         try:
             ledger.mark_failed(uri, reason, expect_status="started")
         except (LedgerError, ClientError) as error:
             log("ledger: failure not recorded", level="ERROR", uri=uri, error=str(error))
+
+    for work, entries in (
+        (set_task, launched),
+        (unclaim, not_started),
+        (fail, refused),
+    ):
+        mine = [entry for entry in entries if entry[0] in claims]
+        concurrently(work, mine, workers=CLAIM_WORKERS)
 
 
 def recipe_of_task_definition(ecs: Any, settings: Settings) -> str:

@@ -1,21 +1,29 @@
 """The ledger: one DynamoDB item per source key (docs/contracts.md, "The ledger", issue #9).
 
 A small typed API over the low-level DynamoDB client, used by the trigger (claims), the reconcile
-function and the CLI's ``-mode status`` / ``-mode retry``. Every write is an UpdateItem (or a
-conditional PutItem that puts back what was read), so that the parts that share the table (the
-trigger, the tool inside the task, reconcile) never overwrite each other's attributes blindly.
-Throttled calls are retried with exponential backoff and full jitter.
+function, ``-mode backfill`` and the CLI's ``-mode status`` / ``-mode retry``. Every write is a
+conditional UpdateItem (or a conditional PutItem/DeleteItem that puts back what was read), so that
+the parts that share the table (the trigger, the tool inside the task, reconcile, backfill) never
+overwrite each other blindly. Throttled calls are retried with exponential backoff and full jitter.
+
+Public surface beyond the reads: ``claim`` / ``set_task`` / ``unclaim`` (the trigger),
+``record_outcome`` (the trigger's input outcomes), ``queue_if_unchanged`` / ``put_back`` /
+``delete_if`` (backfill and re-queueing), ``transition`` / ``mark_queued`` / ``mark_failed``
+(reconcile, retry), ``updated_since`` (status cost), ``now`` (the contract's timestamp), and
+``concurrently`` (a bounded thread pool for many one-key calls; boto3 clients are thread-safe).
 """
 
 from __future__ import annotations
 
+import itertools
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
@@ -33,6 +41,15 @@ ALREADY_STARTED = "already started"
 # A claim whose RunTask never recorded a task (the trigger died between the two) is taken over
 # after this long: the Lambda's maximum run time, so a claim still in flight is never stolen.
 STALE_CLAIM_SECONDS = 900
+# Statuses an input outcome (skipped/failed) never overwrites: a task holds the key, or its
+# derivatives exist.
+PROTECTED_STATUSES = ("started", "succeeded")
+# Threads for many one-key calls (claims, task records, backfill marks): enough to hide a
+# round trip of a few milliseconds, few enough to stay far under DynamoDB's per-partition limits.
+DEFAULT_WORKERS = 16
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 THROTTLE_CODES = frozenset(
     {
@@ -50,6 +67,66 @@ _deserializer = TypeDeserializer()
 
 class LedgerError(RuntimeError):
     """A ledger call failed (after retries for throttling); the message names the AWS error."""
+
+
+def concurrently(
+    work: Callable[[_T], _R],
+    items: Sequence[_T],
+    *,
+    workers: int = DEFAULT_WORKERS,
+    proceed: Callable[[], bool] | None = None,
+) -> list[_R | None]:
+    """``work(item)`` for each item on at most ``workers`` threads; results in item order.
+
+    ``proceed`` is asked before each item starts; once it says False, no further item starts
+    and those items' results are None (the deadline rule of the trigger). An exception in
+    ``work`` (or a KeyboardInterrupt while waiting) stops new items from starting, lets the
+    calls in flight finish (each is one request, so nothing is left half-written unknown to
+    the caller), then is raised. With one worker or one item it runs in the calling thread.
+
+    Each thread takes the next item itself (no queue of futures), so the calling thread does
+    not compete for the interpreter once per item.
+    """
+    results: list[_R | None] = [None] * len(items)
+    stopped = threading.Event()
+    errors: list[BaseException] = []
+    indices = itertools.count()  # next() on a count is atomic under the GIL
+
+    def drain() -> None:
+        while not stopped.is_set():
+            index = next(indices)
+            if index >= len(items):
+                return
+            if proceed is not None and not proceed():
+                stopped.set()
+                return
+            try:
+                results[index] = work(items[index])
+            except BaseException as error:  # raised again in the calling thread
+                errors.append(error)
+                stopped.set()
+                return
+
+    if workers <= 1 or len(items) <= 1:
+        drain()
+    else:
+        threads = [
+            threading.Thread(target=drain, name=f"ledger-worker-{n}", daemon=True)
+            for n in range(min(workers, len(items)))
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            for thread in threads:
+                thread.join()
+        except BaseException:
+            stopped.set()
+            for thread in threads:
+                thread.join()
+            raise
+    if errors:
+        raise errors[0]
+    return results
 
 
 def now_iso(moment: datetime | None = None) -> str:
@@ -164,16 +241,20 @@ class Ledger:
         self.retries = retries
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self._client_lock = threading.Lock()
 
     @property
     def client(self) -> Any:
+        """The DynamoDB client (made on first use; one client shared by all threads)."""
         if self._client is None:
-            if self._session is not None:
-                self._client = self._session.client("dynamodb")
-            else:
-                import boto3
+            with self._client_lock:
+                if self._client is None:
+                    if self._session is not None:
+                        self._client = self._session.client("dynamodb")
+                    else:
+                        import boto3
 
-                self._client = boto3.client("dynamodb")
+                        self._client = boto3.client("dynamodb")
         return self._client
 
     # -- calls ---------------------------------------------------------------------------------
@@ -207,7 +288,8 @@ class Ledger:
             log("ledger call retried", operation=operation, attempt=attempt, delay=round(delay, 3))
             self.sleep(delay)
 
-    def _now(self) -> str:
+    def now(self) -> str:
+        """The ledger clock's time as the contract writes it."""
         return now_iso(self.clock())
 
     # -- reads ---------------------------------------------------------------------------------
@@ -220,36 +302,41 @@ class Ledger:
         item = response.get("Item")
         return from_dynamodb(item) if item else None
 
-    def get_many(self, uris: Iterable[str]) -> dict[str, dict[str, Any]]:
-        """The items of ``uris`` that exist, by URI: BatchGetItem, 100 keys a call, consistent
-        reads; unprocessed keys are asked again with backoff."""
+    def get_many(self, uris: Iterable[str], *, workers: int = 1) -> dict[str, dict[str, Any]]:
+        """The items of ``uris`` that exist, by URI: BatchGetItem, 100 keys a call (``workers``
+        calls at once), consistent reads; unprocessed keys are asked again with backoff."""
         wanted = list(dict.fromkeys(uris))
+        chunks = [
+            wanted[start : start + BATCH_GET_LIMIT]
+            for start in range(0, len(wanted), BATCH_GET_LIMIT)
+        ]
         found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(wanted), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self.table: {
-                    "Keys": [
-                        {"uri": {"S": uri}} for uri in wanted[start : start + BATCH_GET_LIMIT]
-                    ],
-                    "ConsistentRead": True,
-                }
-            }
-            rounds = 0
-            while request:
-                response = self._call("batch_get_item", RequestItems=request)
-                for item in response.get("Responses", {}).get(self.table, []):
-                    plain = from_dynamodb(item)
-                    found[plain["uri"]] = plain
-                request = response.get("UnprocessedKeys") or {}
-                if request:
-                    rounds += 1
-                    if rounds > self.retries:
-                        left = len(request.get(self.table, {}).get("Keys", []))
-                        raise LedgerError(
-                            f"ledger {self.table}: BatchGetItem left {left} key(s) unprocessed "
-                            f"after {rounds} rounds"
-                        )
-                    self.sleep(self.rand() * min(self.max_delay, self.base_delay * 2**rounds))
+        for part in concurrently(self._get_batch, chunks, workers=workers):
+            found.update(part or {})
+        return found
+
+    def _get_batch(self, uris: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """One BatchGetItem of at most 100 keys, unprocessed keys asked again."""
+        found: dict[str, dict[str, Any]] = {}
+        request: dict[str, Any] = {
+            self.table: {"Keys": [{"uri": {"S": uri}} for uri in uris], "ConsistentRead": True}
+        }
+        rounds = 0
+        while request:
+            response = self._call("batch_get_item", RequestItems=request)
+            for item in response.get("Responses", {}).get(self.table, []):
+                plain = from_dynamodb(item)
+                found[plain["uri"]] = plain
+            request = response.get("UnprocessedKeys") or {}
+            if request:
+                rounds += 1
+                if rounds > self.retries:
+                    left = len(request.get(self.table, {}).get("Keys", []))
+                    raise LedgerError(
+                        f"ledger {self.table}: BatchGetItem left {left} key(s) unprocessed "
+                        f"after {rounds} rounds"
+                    )
+                self.sleep(self.rand() * min(self.max_delay, self.base_delay * 2**rounds))
         return found
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
@@ -309,6 +396,16 @@ class Ledger:
             )
         )
 
+    def updated_since(self, status: str, stamp: str) -> Iterator[dict[str, Any]]:
+        """Items with ``status`` whose ``updated_at`` is at or after ``stamp`` (an ISO string as
+        ``now`` writes it): a Query on by-status with a range condition, paginated."""
+        return self._query(
+            IndexName=BY_STATUS,
+            KeyConditionExpression="#status = :status AND #updated >= :since",
+            ExpressionAttributeNames={"#status": "status", "#updated": "updated_at"},
+            ExpressionAttributeValues={":status": {"S": status}, ":since": {"S": stamp}},
+        )
+
     # -- writes --------------------------------------------------------------------------------
 
     def _update(
@@ -321,8 +418,10 @@ class Ledger:
         condition_values: Mapping[str, Any] | None = None,
         condition_names: Mapping[str, str] | None = None,
         set_if_missing: Mapping[str, Any] | None = None,
+        return_item: bool = True,
     ) -> dict[str, Any]:
-        """UpdateItem SET/REMOVE with names and values escaped; returns the new item."""
+        """UpdateItem SET/REMOVE with names and values escaped; returns the new item (or {}
+        without ``return_item``)."""
         names: dict[str, str] = dict(condition_names or {})
         values: dict[str, Any] = {k: to_dynamodb(v) for k, v in (condition_values or {}).items()}
         sets: list[str] = []
@@ -346,7 +445,7 @@ class Ledger:
             "UpdateExpression": expression,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": values,
-            "ReturnValues": "ALL_NEW",
+            "ReturnValues": "ALL_NEW" if return_item else "NONE",
         }
         if condition:
             kwargs["ConditionExpression"] = condition
@@ -391,15 +490,7 @@ class Ledger:
             remove.append("recipe")
         if size is not None:
             values["size"] = size
-        if seen is None:
-            condition = "attribute_not_exists(#uri)"
-            condition_values: dict[str, Any] = {}
-        elif "updated_at" in seen:
-            condition = "#updated = :seen"
-            condition_values = {":seen": seen["updated_at"]}
-        else:
-            condition = "attribute_exists(#uri) AND attribute_not_exists(#updated)"
-            condition_values = {}
+        condition, condition_names, condition_values = still_as_read(seen)
         try:
             item = self._update(
                 uri,
@@ -408,11 +499,7 @@ class Ledger:
                 set_if_missing={"created_at": stamp},
                 condition=condition,
                 condition_values=condition_values,
-                condition_names={
-                    placeholder: name
-                    for placeholder, name in (("#uri", "uri"), ("#updated", "updated_at"))
-                    if placeholder in condition
-                },
+                condition_names=condition_names,
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -422,13 +509,108 @@ class Ledger:
             raise
         return ClaimResult(uri, True, attempts=decision.attempts, item=item)
 
+    def queue_if_unchanged(
+        self,
+        uri: str,
+        *,
+        seen: Mapping[str, Any] | None,
+        etag: str,
+        size: int | None,
+        recipe: str,
+        reason: str,
+        stamp: str,
+    ) -> bool:
+        """Set ``queued`` (a fresh start: ``attempts`` 0, ``reason``, this ETag, size and
+        recipe, ``updated_at`` = ``stamp``) only if the item is still ``seen`` (its
+        ``updated_at`` unchanged, or still absent). Returns False when another part changed
+        the item since it was read (a claim, the tool): that state is kept.
+
+        One conditional UpdateItem: the same write units as a BatchWriteItem put (one per KB
+        of item), one request per key instead of one per 25.
+        """
+        values: dict[str, Any] = {
+            "status": "queued",
+            "reason": reason,
+            "etag": etag,
+            "attempts": 0,
+            "updated_at": stamp,
+        }
+        remove = ["retryable", "processing_at", "finished_at"]
+        if size is not None:
+            values["size"] = size
+        if recipe:
+            values["recipe"] = recipe
+        else:
+            remove.append("recipe")
+        condition, names, condition_values = still_as_read(seen)
+        try:
+            self._update(
+                uri,
+                set_values=values,
+                remove=remove,
+                set_if_missing={"created_at": stamp},
+                condition=condition,
+                condition_names=names,
+                condition_values=condition_values,
+                return_item=False,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def record_outcome(
+        self,
+        uri: str,
+        status: str,
+        reason: str,
+        *,
+        etag: str = "",
+        size: int | None = None,
+        recipe: str = "",
+    ) -> bool:
+        """Write ``status`` (``skipped`` or ``failed``) with ``reason`` for a key no task will
+        take, unless the item is ``started`` or ``succeeded`` (PROTECTED_STATUSES), which it
+        keeps. Returns True when written, False when kept."""
+        stamp = self.now()
+        values: dict[str, Any] = {
+            "status": status,
+            "reason": reason,
+            "updated_at": stamp,
+            "finished_at": stamp,
+        }
+        if etag:
+            values["etag"] = etag
+        if size is not None:
+            values["size"] = size
+        if recipe:
+            values["recipe"] = recipe
+        try:
+            self._update(
+                uri,
+                set_values=values,
+                remove=("retryable", "processing_at"),
+                set_if_missing={"created_at": stamp},
+                condition="attribute_not_exists(#uri) OR NOT (#status IN (:p0, :p1))",
+                condition_names={"#uri": "uri", "#status": "status"},
+                condition_values={":p0": PROTECTED_STATUSES[0], ":p1": PROTECTED_STATUSES[1]},
+                return_item=False,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def set_task(self, uri: str, task_arn: str) -> None:
         """Record the task that holds ``uri`` (after RunTask started it)."""
         self._update(
             uri,
-            set_values={"task_arn": task_arn, "updated_at": self._now()},
+            set_values={"task_arn": task_arn, "updated_at": self.now()},
             condition="attribute_exists(#uri)",
             condition_names={"#uri": "uri"},
+            return_item=False,
         )
 
     def unclaim(self, uri: str, reason: str, *, attempts: int | None = None) -> bool:
@@ -437,7 +619,7 @@ class Ledger:
 
         Conditional on the item still being ``started`` without a task; False if it was not.
         """
-        values: dict[str, Any] = {"status": "queued", "reason": reason, "updated_at": self._now()}
+        values: dict[str, Any] = {"status": "queued", "reason": reason, "updated_at": self.now()}
         if attempts is not None:
             values["attempts"] = attempts
         try:
@@ -447,6 +629,7 @@ class Ledger:
                 condition="#status = :started AND attribute_not_exists(task_arn)",
                 condition_names={"#status": "status"},
                 condition_values={":started": "started"},
+                return_item=False,
             )
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
@@ -475,7 +658,7 @@ class Ledger:
         try:
             return self._update(
                 uri,
-                set_values={**set_values, "updated_at": self._now()},
+                set_values={**set_values, "updated_at": self.now()},
                 remove=remove,
                 condition=condition,
                 condition_names=names,
@@ -526,7 +709,7 @@ class Ledger:
                 "status": "failed",
                 "reason": reason,
                 "retryable": retryable,
-                "finished_at": self._now(),
+                "finished_at": self.now(),
             },
             remove=("processing_at",),
         )
@@ -551,6 +734,42 @@ class Ledger:
                 return False
             raise
         return True
+
+    def delete_if(self, uri: str, *, expect: Mapping[str, Any]) -> bool:
+        """Delete the item of ``uri`` if it still matches ``expect`` (attribute → value); used
+        to undo a backfill mark of a key that had no item. False when it had moved on."""
+        names = {f"#e{i}": name for i, name in enumerate(expect)}
+        values = {f":e{i}": to_dynamodb(value) for i, value in enumerate(expect.values())}
+        try:
+            self._call(
+                "delete_item",
+                TableName=self.table,
+                Key={"uri": {"S": uri}},
+                ConditionExpression=" AND ".join(f"#e{i} = :e{i}" for i in range(len(expect))),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+
+def still_as_read(
+    seen: Mapping[str, Any] | None,
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition (expression, names, values) that an item is still as read: absent when
+    ``seen`` is None, else with the same ``updated_at`` (every writer sets it)."""
+    if seen is None:
+        return "attribute_not_exists(#uri)", {"#uri": "uri"}, {}
+    if "updated_at" in seen:
+        return "#updated = :seen", {"#updated": "updated_at"}, {":seen": seen["updated_at"]}
+    return (
+        "attribute_exists(#uri) AND attribute_not_exists(#updated)",
+        {"#uri": "uri", "#updated": "updated_at"},
+        {},
+    )
 
 
 def open_ledger(settings: Any, client: Any = None, *, session: Any = None) -> Ledger | None:

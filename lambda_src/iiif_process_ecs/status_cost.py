@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .cost import TaskSize, Usage, cost_of, prices_for, usage_dict
-from .ledger import BY_STATUS, Ledger, now_iso
+from .ledger import Ledger, now_iso
 
 DEFAULT_SINCE = "24h"
 DESCRIBE_TASKS_LIMIT = 100
@@ -63,16 +63,13 @@ def _parse_iso(value: Any) -> datetime | None:
 
 
 def finished_since(ledger: Ledger, since: datetime) -> list[dict[str, Any]]:
-    """Items ``succeeded`` or ``failed`` whose ``finished_at`` is at or after ``since``."""
+    """Items ``succeeded`` or ``failed`` whose ``finished_at`` is at or after ``since``: those
+    updated since (a Query on by-status per status), then ``finished_at`` checked (a later
+    ``-mode retry`` or reconcile touch moves ``updated_at``, not ``finished_at``)."""
     stamp = now_iso(since)
     items: list[dict[str, Any]] = []
     for status in FINISHED:
-        for item in ledger._query(
-            IndexName=BY_STATUS,
-            KeyConditionExpression="#status = :status AND #updated >= :since",
-            ExpressionAttributeNames={"#status": "status", "#updated": "updated_at"},
-            ExpressionAttributeValues={":status": {"S": status}, ":since": {"S": stamp}},
-        ):
+        for item in ledger.updated_since(status, stamp):
             finished = _parse_iso(item.get("finished_at"))
             if finished is not None and finished >= since:
                 items.append(item)

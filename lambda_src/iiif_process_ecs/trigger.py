@@ -117,6 +117,7 @@ def start_tasks(
             settings=settings,
             s3=s3,
             force=force,
+            remaining_seconds=remaining_seconds,
         )
         claims = plan.claimed
         outcome.skipped.extend(plan.skipped)

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import signal
 from typing import Any
 
 import boto3
 import pytest
 from iiif_process_ecs.backfill import (
     ALREADY_QUEUED,
+    CHANGED_WHILE_QUEUEING,
     FAILED_BEFORE,
     Backfill,
     BackfillOptions,
@@ -72,8 +75,6 @@ def backfill(
         requeuer,
         BackfillOptions(bucket=place.bucket, **options),
         on_page=on_page,
-        sleep=lambda _: None,
-        rand=lambda: 0.0,
     )
 
 
@@ -233,6 +234,77 @@ def test_keys_whose_message_could_not_be_sent_are_put_back(place: Place) -> None
     assert item_of(place.table, "b.jpg")["status"] == "succeeded"  # type: ignore[index]
 
 
+# -- a mark never overwrites a newer state ---------------------------------------------------
+
+
+class ChangedAfterRead:
+    """The moto DynamoDB client, except that right after a BatchGetItem answers, another part
+    writes (``change``): what a trigger claim or a task does between backfill's read and its
+    mark. ``times`` limits how often (None: after every read)."""
+
+    def __init__(self, change: Any, times: int | None = 1) -> None:
+        self.real = dynamodb()
+        self.change = change
+        self.times = times
+
+    def batch_get_item(self, **kwargs: Any) -> Any:
+        response = self.real.batch_get_item(**kwargs)
+        if self.times is None or self.times > 0:
+            if self.times is not None:
+                self.times -= 1
+            self.change()
+        return response
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def test_a_claim_between_read_and_mark_is_kept(place: Place) -> None:
+    put_objects(place.bucket, ["a.jpg"])
+    trigger = Ledger(place.table, dynamodb())
+    client = ChangedAfterRead(lambda: trigger.claim("a.jpg", etag=ETAG, size=10, recipe=""))
+    result = backfill(place, ledger_client=client).run()
+    assert item_of(place.table, "a.jpg")["status"] == "started"  # type: ignore[index]
+    assert (result.queued, dict(result.skipped)) == (0, {"already started": 1})
+    assert queued_keys(place.queue) == []
+
+
+def test_a_success_between_read_and_mark_is_kept(place: Place) -> None:
+    put_objects(place.bucket, ["a.jpg"])
+    put_item(place.table, uri="a.jpg", status="failed", etag="old", updated_at="2026-01-01")
+
+    def task_finishes() -> None:
+        put_item(place.table, uri="a.jpg", status="succeeded", etag=ETAG, updated_at=now_iso())
+
+    result = backfill(place, ledger_client=ChangedAfterRead(task_finishes)).run()
+    assert item_of(place.table, "a.jpg")["status"] == "succeeded"  # type: ignore[index]
+    assert (result.queued, dict(result.skipped)) == (0, {"unchanged": 1})
+
+
+def test_a_change_that_still_needs_the_key_is_read_again_and_queued(place: Place) -> None:
+    put_objects(place.bucket, ["a.jpg"])
+
+    def old_run_fails() -> None:
+        put_item(place.table, uri="a.jpg", status="failed", etag="old", updated_at=now_iso())
+
+    result = backfill(place, ledger_client=ChangedAfterRead(old_run_fails)).run()
+    assert result.queued == 1
+    assert item_of(place.table, "a.jpg")["status"] == "queued"  # type: ignore[index]
+    assert queued_keys(place.queue) == ["a.jpg"]
+
+
+def test_a_key_that_keeps_changing_is_left_to_the_part_changing_it(place: Place) -> None:
+    put_objects(place.bucket, ["a.jpg"])
+
+    def keeps_failing() -> None:
+        put_item(place.table, uri="a.jpg", status="failed", etag="old", updated_at=now_iso())
+
+    result = backfill(place, ledger_client=ChangedAfterRead(keeps_failing, times=None)).run()
+    assert dict(result.skipped) == {CHANGED_WHILE_QUEUEING: 1}
+    assert item_of(place.table, "a.jpg")["status"] == "failed"  # type: ignore[index]
+    assert queued_keys(place.queue) == []
+
+
 # -- message packing --------------------------------------------------------------------------
 
 
@@ -306,20 +378,56 @@ def stop_after(pages: int) -> Any:
     return hook
 
 
+def two_pages() -> tuple[list[str], list[str]]:
+    """Objects filling two listing pages cheaply: page one holds 10 images and 990 text files
+    (skipped by the key rule, no ledger work), page two 10 text files and 5 images."""
+    first = keys(10) + [f"notes/{i:05d}.txt" for i in range(1000)]
+    second = [f"zz/{i}.jpg" for i in range(5)]
+    return first, second
+
+
 def test_ctrl_c_stops_after_the_page_and_prints_where_to_resume(place: Place) -> None:
-    put_objects(place.bucket, keys(1500))
+    first, second = two_pages()
+    put_objects(place.bucket, first + second)
     status, _, err = cli(["-stack", place.stack], on_page=stop_after(1))
     assert status == 130
-    assert "-start-after img/00999.jpg" in err
-    assert len(queued_keys(place.queue)) == 1000
+    assert "-start-after notes/00989.txt" in err
+    assert sorted(queued_keys(place.queue)) == keys(10)
 
 
 def test_resuming_with_start_after_queues_the_rest_once(place: Place) -> None:
-    put_objects(place.bucket, keys(1500))
+    first, second = two_pages()
+    put_objects(place.bucket, first + second)
     cli(["-stack", place.stack], on_page=stop_after(1))
-    status, _, _ = cli(["-stack", place.stack, "-start-after", "img/00999.jpg"])
+    status, _, _ = cli(["-stack", place.stack, "-start-after", "notes/00989.txt"])
     assert status == 0
-    assert sorted(queued_keys(place.queue)) == keys(1500)
+    assert sorted(queued_keys(place.queue)) == keys(10) + second
+
+
+def test_a_real_sigint_stops_after_the_page_in_hand(place: Place) -> None:
+    """The CLI's SIGINT handler (not an exception from a hook): the first Ctrl-C lets the page
+    finish, then the run stops with status 130 and the key to resume from."""
+    first, second = two_pages()
+    put_objects(place.bucket, first + second)
+
+    def ctrl_c(result: BackfillResult) -> None:
+        if result.pages == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    status, _, err = cli(["-stack", place.stack], on_page=ctrl_c)
+    assert status == 130
+    assert "stopping after this page" in err
+    assert "-start-after notes/00989.txt" in err
+    assert sorted(queued_keys(place.queue)) == keys(10)
+
+
+def test_json_of_a_stopped_run_keeps_exactly_the_summary_keys(place: Place) -> None:
+    first, second = two_pages()
+    put_objects(place.bucket, first + second)
+    status, out, err = cli(["-stack", place.stack, "-json"], on_page=stop_after(1))
+    assert status == 130
+    assert set(json.loads(out)) == {"listed", "queued", "skipped", "tasks", "estimated_cost_usd"}
+    assert "-start-after notes/00989.txt" in err
 
 
 def test_an_interrupt_inside_a_page_puts_its_items_back(place: Place) -> None:
@@ -343,6 +451,15 @@ def test_dry_run_changes_nothing(place: Place) -> None:
     assert out.splitlines()[:30] == keys(30)
     assert dynamodb().scan(TableName=place.table)["Count"] == 0
     assert queued_keys(place.queue) == []
+
+
+def test_dry_run_prints_the_tasks_and_the_estimated_cost(place: Place) -> None:
+    put_objects(place.bucket, keys(120))
+    _, out, _ = cli(["-stack", place.stack, "-dry-run", "-max-uris-per-task", "50"])
+    summary_lines = out.splitlines()[120:]
+    assert summary_lines[0].startswith("listed 120; would be queued 120 (3 task(s)")
+    assert summary_lines[-1].startswith("estimated cost of processing them: $")
+    assert "an estimate from make bench's seconds per image" in summary_lines[-1]
 
 
 def test_dry_run_counts_tasks_from_max_uris_per_task(place: Place) -> None:
