@@ -33,7 +33,7 @@ import platform
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,13 +41,14 @@ from typing import Any
 import PIL
 import pyvips
 
+from bench.cpu import CpuRow, measure_cpu, render_cpu
 from bench.images import TestImage, ensure_images
 from bench.master import ensure_master, measure_master, render_master
 from bench.measure import Run, run_child, run_children, summarize
 from bench.tiles import report as tiles_report
-
-PYTHON = sys.executable
-TOOL = Path(sys.executable).parent / "iiif-process"
+from bench.tool import PYTHON, TOOL, copies
+from bench.tool import run_tool as _tool
+from bench.tool import tool_startup as _tool_startup
 
 PEAK_MB_100MP = 1024.0  # peak memory at 100 MP, below
 SCALING_PER_CORE = 0.95  # throughput gained per added core (fraction of one core's), at least
@@ -83,6 +84,19 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="what to run: 24mp, 100mp, master (the 20000x20000 TIFF), backfill (keys per "
         "second of -mode backfill against the embedded AWS), publish (one 24 MP image's "
         "derivatives, tiles and manifest to the embedded S3, pooled vs serial); default all",
+    )
+    parser.add_argument(
+        "--only",
+        default=",".join(SECTIONS),
+        help=f"sections to run, comma-separated, of {', '.join(SECTIONS)}; default all (the "
+        "sizes still come from --sizes)",
+    )
+    parser.add_argument(
+        "--cpu-images",
+        type=int,
+        default=0,
+        help="images per batch of the CPU headline (default: 6 per CPU at 24 MP, at least 12; "
+        "2 per CPU at 100 MP)",
     )
     return parser.parse_args(argv)
 
@@ -125,56 +139,6 @@ def _no_services_config(out: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "config.json").write_text(json.dumps(config, indent=2))
     return directory
-
-
-def _tool_argv(
-    source_dir: Path, out: Path, uris: Sequence[str], config_dir: Path | None
-) -> list[str]:
-    config = (
-        ["-config-source", config_dir.resolve().as_uri(), "-config-name", "config.json"]
-        if config_dir
-        else ["-config-source", "defaults://"]
-    )
-    return [
-        str(TOOL),
-        *config,
-        "-instructions-source",
-        "defaults://",
-        "-config-images-source-uri",
-        source_dir.resolve().as_uri(),
-        "-config-derivatives-cache-uri",
-        out.resolve().as_uri(),
-        *uris,
-    ]
-
-
-def _tool(
-    source_dir: Path,
-    uris: Sequence[str],
-    out: Path,
-    config_dir: Path | None = None,
-    cpus: Sequence[int] | None = None,
-) -> tuple[Run, dict[str, Any]]:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    run = run_child(
-        _tool_argv(source_dir, out, uris, config_dir),
-        cpus=cpus,
-        stderr_path=out.parent / f"{out.name}.stderr.log",
-    )
-    try:
-        result = json.loads(run.stdout) if run.stdout.strip() else {}
-    except json.JSONDecodeError:
-        result = {}
-    return run, result
-
-
-def _tool_startup(source_dir: Path, out: Path, cpus: Sequence[int] | None = None) -> Run:
-    """A run that starts, reads its config, imports everything and fails on a missing image."""
-    run, result = _tool(source_dir, ["no-such-image.jpg"], out, cpus=cpus)
-    if "no-such-image.jpg" not in result:
-        raise RuntimeError(f"iiif-process did not start cleanly (exit {run.returncode})")
-    return run
 
 
 def _tool_sample(image: TestImage, out: Path, config_dir: Path | None, startup: Run) -> Sample:
@@ -276,19 +240,14 @@ def measure_scaling(image: TestImage, out: Path, count: int, reps: int) -> Scali
         return None
     cpus = sorted(os.sched_getaffinity(0))
     source = out / "throughput-images"
-    source.mkdir(parents=True, exist_ok=True)
-    uris = []
-    for index in range(count):
-        copy_path = source / f"{image.path.stem}-{index:02d}.jpg"
-        if not copy_path.exists() or copy_path.stat().st_size != image.path.stat().st_size:
-            copy_path.unlink(missing_ok=True)
-            shutil.copyfile(image.path, copy_path)
-        uris.append(copy_path.name)
+    uris = copies(image.path, source, count)
 
     def rate(pinned: Sequence[int]) -> tuple[float, float, float]:
         best, peak, cpu = 0.0, 0.0, float("inf")
         for _ in range(reps):
-            startup = _tool_startup(source, out / "throughput-startup", cpus=pinned)
+            startup = _tool_startup(
+                source, out / "throughput-startup", cpus=pinned, workers=len(pinned)
+            )
             run, result = _tool(source, uris, out / "throughput", cpus=pinned)
             failed = [u for u in uris if "error" in result.get(u, {"error": "missing"})]
             if run.returncode != 0 or failed:
@@ -352,10 +311,6 @@ def _verdict(ok: bool | None) -> str:
     return "" if ok is None else ("PASS" if ok else "MISS")
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b <= 0 else a / b
-
-
 def _row_cells(row: Row) -> str:
     return f"{_fmt(row.seconds):>9}{_fmt(row.cpu_seconds):>9}{_fmt(row.peak_mb, 0):>9}"
 
@@ -368,51 +323,10 @@ def _header(images: Sequence[TestImage]) -> list[str]:
     ]
 
 
-def _within_reference(ratio: float) -> bool:
-    return ratio <= RATIO_OURS_REFERENCE
-
-
-def _beats_pillow(ratio: float) -> bool:
-    return ratio >= RATIO_PILLOW_OURS
-
-
-def _ratio_lines(results: dict[str, dict[str, Row]], labels: Sequence[str]) -> list[str]:
-    checks: list[tuple[str, str, str, Callable[[float], bool | None]]] = [
-        (f"ours/reference <= {RATIO_OURS_REFERENCE}", "ours", "reference", _within_reference),
-        ("  same, services off", "ours-noservices", "reference", _within_reference),
-        (f"Pillow/ours >= {RATIO_PILLOW_OURS}", "pillow", "ours", _beats_pillow),
-        ("  same, services off", "pillow", "ours-noservices", _beats_pillow),
-        ("  Pillow with gap=2 / ours", "pillow-gap2", "ours", lambda v: None),
-        ("  for scale: Pillow/reference", "pillow", "reference", lambda v: None),
-    ]
-    lines = [
-        f"{'ratio of seconds per image (target)':<{_NAME_WIDTH}}"
-        + "".join(f"{'wall':>9}{'cpu':>9}{'':>9}" for _ in labels)
-    ]
-    for text, top, bottom, check in checks:
-        cells = ""
-        for label in labels:
-            row_top, row_bottom = results[label][top], results[label][bottom]
-            wall = _ratio(row_top.seconds, row_bottom.seconds)
-            cpu = _ratio(row_top.cpu_seconds, row_bottom.cpu_seconds)
-            verdict = _verdict(None if wall is None else check(wall))
-            cells += f"{_fmt(wall, 2):>9}{_fmt(cpu, 2):>9}{verdict:>9}"
-        lines.append(f"{text:<{_NAME_WIDTH}}{cells}")
-    return lines
-
-
-def render(
-    results: dict[str, dict[str, Row]],
-    images: Sequence[TestImage],
-    scaling: Scaling | None,
-    reps: int,
-    machine_speedup: float | None = None,
-    load_before: float = 0.0,
-) -> str:
-    """The whole report as text."""
-    labels = [i.label for i in images]
+def render_header(images: Sequence[TestImage], reps: int) -> list[str]:
+    """What was measured on what."""
     version = ".".join(str(pyvips.version(i)) for i in range(3))
-    lines = [
+    return [
         f"iiif-process benchmark: {len(os.sched_getaffinity(0))} CPUs ({platform.machine()}), "
         f"Python {platform.python_version()}, libvips {version}, Pillow {PIL.__version__}",
         "images: "
@@ -420,10 +334,24 @@ def render(
             f"{i.label} = {i.width}x{i.height} JPEG {i.path.stat().st_size / 1e6:.1f} MB"
             for i in images
         ),
-        "work per image: go-iiif v8's 9 default derivatives (o k b c dc z n s ds), JPEG Q75",
-        f"figures: best of {reps} runs, each run a fresh process; s/img = wall seconds, cpu s = "
-        "user+sys seconds (all threads), peak MB = the run's ru_maxrss",
+        "work per image: go-iiif v8's 9 default derivatives (o k b c dc z n s ds), JPEG Q75; "
+        f"best of {reps} runs unless said",
+        f"load average when the benchmark started: {_load()}",
         "",
+    ]
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f} (1, 5, 15 min) on {os.cpu_count()} CPUs"
+
+
+def render_latency(results: dict[str, dict[str, Row]], images: Sequence[TestImage]) -> list[str]:
+    """One image at a time (no target: a task processes a batch with every core busy)."""
+    labels = [i.label for i in images]
+    lines = [
+        "one image at a time, each run a fresh process (s/img = wall seconds, cpu s = user+sys "
+        "of all threads, peak MB = ru_maxrss; for information: latency, not cost):",
     ]
     head = _header(images)
     width = max(len(h) for h in head)
@@ -440,14 +368,12 @@ def render(
             f"{'  iiif-process start-up (subtracted above)':<{_NAME_WIDTH}}"
             + "".join(_row_cells(row) for row in startup if row)
         )
-    lines += ["", *_ratio_lines(results, labels)]
     for image in images:
         if image.megapixels >= 90:
             peak = results[image.label]["ours"].peak_mb
             ok = None if peak is None else peak < PEAK_MB_100MP
             text = f"ours peak memory at {image.label} < {PEAK_MB_100MP:.0f} MB"
             lines.append(f"{text:<{_NAME_WIDTH}}{_fmt(peak, 0) + ' MB':>18}{_verdict(ok):>9}")
-
     mismatches = []
     for label in labels:
         expected = results[label]["reference"].sizes
@@ -456,53 +382,67 @@ def render(
             if found is not None and found != expected:
                 mismatches.append(f"{name} at {label}: {found} != reference {expected}")
     lines += [
-        "",
         "same outputs (labels and pixel sizes of every derivative): "
         + ("yes" if not mismatches else "NO: " + "; ".join(mismatches)),
-        "",
     ]
+    return lines
+
+
+def render_scaling(
+    scaling: Scaling | None, machine_speedup: float | None, label: str, loads: tuple[str, str]
+) -> list[str]:
+    """Throughput on 1 CPU and on N, the reference's for scale, and the machine's load."""
     if scaling is None:
-        lines.append("throughput: not measured (iiif-process missing or failed)")
-    else:
-        ok = scaling.per_added_core >= SCALING_PER_CORE
-        lines += [
-            f"throughput, one iiif-process run over {scaling.images} x {labels[0]} images "
-            "(best of runs, start-up subtracted):",
-            f"  1 CPU {scaling.one_cpu_rate:.2f} images/s (peak {scaling.one_cpu_peak_mb:.0f} MB);"
-            f" {scaling.cpus} CPUs {scaling.n_cpu_rate:.2f} images/s"
-            f" (peak {scaling.n_cpu_peak_mb:.0f} MB); speed-up x{scaling.speedup:.2f}",
-            f"  per added core: {scaling.per_added_core:.2f} of one core's throughput "
-            f"(target >= {SCALING_PER_CORE})   {_verdict(ok)}",
-            *(
-                [
-                    f"  for scale, the reference pipeline as {scaling.cpus} separate processes "
-                    f"(what this machine allows): speed-up x{machine_speedup:.2f}, per added core "
-                    f"{(machine_speedup - 1) / (scaling.cpus - 1):.2f}"
-                ]
-                if machine_speedup and scaling.cpus > 1
-                else []
-            ),
-            f"  cpu s/image: {scaling.one_cpu_cpu_per_image:.3f} on 1 CPU, "
-            f"{scaling.n_cpu_cpu_per_image:.3f} on {scaling.cpus} (the cost of running in parallel:"
-            f" {scaling.n_cpu_cpu_per_image / scaling.one_cpu_cpu_per_image - 1:+.0%})",
-        ]
-    if load_before > 0.5:
-        lines += [
-            "",
-            f"warning: the machine was busy before the benchmark started (1-minute load average "
-            f"{load_before:.1f} on {os.cpu_count()} CPUs); wall-clock figures and scaling may be "
-            "disturbed, cpu s figures much less so.",
-        ]
-    return "\n".join(lines)
+        return ["throughput: not measured (iiif-process missing or failed)"]
+    ok = scaling.per_added_core >= SCALING_PER_CORE
+    lines = [
+        f"scaling: one iiif-process run over {scaling.images} x {label} images (best of runs, "
+        "start-up subtracted):",
+        f"  1 CPU {scaling.one_cpu_rate:.2f} images/s (peak {scaling.one_cpu_peak_mb:.0f} MB);"
+        f" {scaling.cpus} CPUs {scaling.n_cpu_rate:.2f} images/s"
+        f" (peak {scaling.n_cpu_peak_mb:.0f} MB); speed-up x{scaling.speedup:.2f}",
+        f"  per added core: {scaling.per_added_core:.2f} of one core's throughput "
+        f"(target >= {SCALING_PER_CORE})   {_verdict(ok)}",
+    ]
+    if machine_speedup and scaling.cpus > 1:
+        lines.append(
+            f"  for scale, the reference pipeline as {scaling.cpus} separate processes (what this "
+            f"machine allows): speed-up x{machine_speedup:.2f}, per added core "
+            f"{(machine_speedup - 1) / (scaling.cpus - 1):.2f}"
+        )
+    lines += [
+        f"  cpu s/image: {scaling.one_cpu_cpu_per_image:.3f} on 1 CPU, "
+        f"{scaling.n_cpu_cpu_per_image:.3f} on {scaling.cpus} (the cost of running in parallel:"
+        f" {scaling.n_cpu_cpu_per_image / scaling.one_cpu_cpu_per_image - 1:+.0%})",
+        f"  load average before: {loads[0]}",
+        f"  load average after:  {loads[1]}",
+        "  (other work on the machine takes CPU from the runs: scaling is only meaningful with a "
+        "load well below the CPU count)",
+    ]
+    return lines
+
+
+def _cpu_count(image: TestImage, asked: int) -> int:
+    cpus = len(os.sched_getaffinity(0))
+    if asked:
+        return max(asked, cpus)
+    return max(12, 6 * cpus) if image.megapixels < 50 else 2 * cpus
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the images, run every measurement, print the table. Always exits 0."""
     args = _parse_args(argv)
-    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     out: Path = args.out
     wanted = {s.strip() for s in args.sizes.split(",") if s.strip()}
+    sections = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = sections - set(SECTIONS)
+    if unknown:
+        print(f"unknown sections {sorted(unknown)}; choose from {SECTIONS}", file=sys.stderr)
+        return 2
+    for name in ("backfill", "publish", "master"):
+        if name not in sections:
+            wanted.discard(name)
     if "backfill" in wanted:
         from bench.backfill import measure_backfill, render_backfill
 
@@ -537,30 +477,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if not TOOL.exists():
         print(f"note: {TOOL} not found; measuring the reference and Pillow only", file=sys.stderr)
+    print("\n".join(render_header(images, args.reps)), flush=True)
     no_services = _no_services_config(out)
-    results = {}
-    for image in images:
-        print(f"measuring {image.label} ...", file=sys.stderr, flush=True)
-        results[image.label] = measure_size(
-            image, out / "runs" / image.label, args.reps, no_services
-        )
-    cpus = len(os.sched_getaffinity(0))
-    # A task gets up to maxUrisPerTask (50) images; a handful would mostly measure worker start-up.
-    count = args.throughput_images or max(12, 6 * cpus)
-    print(f"measuring throughput on {count} images ...", file=sys.stderr, flush=True)
-    try:
-        scaling = measure_scaling(images[0], out / "runs", count, reps=max(1, min(args.reps, 3)))
-    except RuntimeError as exc:
-        print(f"throughput not measured: {exc}", file=sys.stderr)
-        scaling = None
-    machine = measure_machine_scaling(
-        images[0], out / "runs", count, reps=max(1, min(args.reps, 3))
-    )
-    print(render(results, images, scaling, args.reps, machine, load_before))
+    reps = max(1, min(args.reps, 3))
+    if "cpu" in sections:
+        cpu: dict[str, dict[str, CpuRow]] = {}
+        for image in images:
+            count = _cpu_count(image, args.cpu_images)
+            print(f"measuring CPU per image on {count} x {image.label} ...", file=sys.stderr)
+            cpu[image.label] = measure_cpu(
+                image, out / "runs" / "cpu" / image.label, count, reps, no_services
+            )
+        print("\n".join([*render_cpu(cpu, images), ""]), flush=True)
+    if "latency" in sections:
+        results = {}
+        for image in images:
+            print(f"measuring {image.label} one image at a time ...", file=sys.stderr, flush=True)
+            results[image.label] = measure_size(
+                image, out / "runs" / image.label, args.reps, no_services
+            )
+        print("\n".join([*render_latency(results, images), ""]), flush=True)
+    if "scaling" in sections:
+        cpus = len(os.sched_getaffinity(0))
+        # A task gets up to maxUrisPerTask (50) images; a handful would mostly measure start-up.
+        count = args.throughput_images or max(12, 6 * cpus)
+        print(f"measuring throughput on {count} images ...", file=sys.stderr, flush=True)
+        before = _load()
+        try:
+            scaling = measure_scaling(images[0], out / "runs", count, reps=reps)
+        except RuntimeError as exc:
+            print(f"throughput not measured: {exc}", file=sys.stderr)
+            scaling = None
+        machine = measure_machine_scaling(images[0], out / "runs", count, reps=reps)
+        lines = render_scaling(scaling, machine, images[0].label, (before, _load()))
+        print("\n".join([*lines, ""]), flush=True)
     if master_lines:
         print("\n".join(master_lines))
-    # The IIIF Level 0 tile pyramid (iiif-tile-seed) beside dzsave and PyPI iiif (issue #11).
-    print("\n" + tiles_report(images, out / "runs" / "tiles", max(1, min(args.reps, 3))))
+    if "tiles" in sections:
+        # The IIIF Level 0 tile pyramid (iiif-tile-seed) beside dzsave and PyPI iiif (issue #11).
+        print("\n" + tiles_report(images, out / "runs" / "tiles", reps))
     print(f"\n(benchmark took {time.perf_counter() - started:.0f} s)")
     return 0
 

@@ -1,7 +1,8 @@
 """The derivatives every benchmarked pipeline makes: go-iiif v8's default instruction set.
 
 Mirrors what ``iiif-process`` does with ``-instructions-source defaults://`` so that the three
-pipelines do the same work: JPEG quality 75; ``!w,h`` fits inside without enlarging; the smart
+pipelines do the same work: JPEG quality 75; ``!w,h`` fits inside without enlarging (the
+computed side truncated, as go-iiif); the smart
 crops ``-1,-1,320,320`` are 320x320 thumbnails of the most interesting part (libvips'
 ``thumbnail_image(320, height=320, crop="attention")``: scale the image until it just covers
 320x320, from the smallest already-made copy that does, then cut 320x320 where the attention
@@ -53,12 +54,15 @@ PATHS: dict[str, str] = {
 
 
 def fit(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
-    """The size of a width x height image fitted inside box_w x box_h, never enlarged."""
-    scale = min(box_w / width, box_h / height, 1.0)
-    return (
-        max(1, min(round(width * scale), box_w)),
-        max(1, min(round(height * scale), box_h)),
-    )
+    """The size of a width x height image fitted inside box_w x box_h, never enlarged, with
+    go-iiif's arithmetic (as ``iiif-process``): the box's side exact, the other truncated
+    (6000x4000 in !1024,768 is 1024x682)."""
+    scale = min(box_w / width, box_h / height)
+    if scale >= 1:
+        return width, height
+    if box_w / width <= box_h / height:
+        return box_w, max(1, int(height * scale))
+    return max(1, int(width * scale)), box_h
 
 
 def cover(width: int, height: int, box_w: int, box_h: int) -> tuple[int, int]:
