@@ -126,7 +126,8 @@ def make_pyramid(
         pixels,
         plan,
         jpeg_quality=jpeg_quality,
-        full_data=full_image_as_is(header, source_size, options),
+        # The source's bytes, read once for this and the derivatives' own passthrough.
+        full_data=full_image_as_is(header, source_size, options, source.as_published),
         workers=workers,
     )
     service = service_id(settings.public_base_url, key)

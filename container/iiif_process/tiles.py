@@ -38,9 +38,12 @@ from .params import FORMATS, Quality
 from .stores import Store, local_source, safe_key, write_object
 from .transform import (
     JPEG_Q,
+    JpegLayout,
     _icc_description,
     apply_quality,
+    browser_jpeg,
     probe,
+    published_jpeg,
     to_srgb,
     vips_message,
     vips_warnings,
@@ -484,10 +487,7 @@ def _render_and_write(
     """
     options = plan.options
     full_path = full_image_path(options)
-    full_data: bytes | None = None
-    if _as_is(header, size, options):
-        with open(path, "rb") as handle:
-            full_data = jpeg_without_metadata(handle.read())
+    full_data = full_image_as_is(header, size, options)
     image: pyvips.Image | None = None
     if _dzsave_geometry(plan):
         if full_data is None:
@@ -586,13 +586,24 @@ def full_image_is_source(header: Any, size: int, options: TileOptions) -> bool:
     return _as_is(header, size, options)
 
 
-def full_image_as_is(header: Any, size: int, options: TileOptions) -> bytes | None:
+def full_image_as_is(
+    header: Any,
+    size: int,
+    options: TileOptions,
+    read: Callable[[], tuple[bytes, JpegLayout] | None] | None = None,
+) -> bytes | None:
     """The full-size image Level 0 requires as the source's own JPEG data without its metadata
-    (no encode, no loss), when that is what the tiles show (:func:`_as_is`); else None."""
+    (no encode, no loss), when that is what the tiles show (:func:`_as_is`) and a browser shows
+    the JPEG as it is (:func:`~.transform.browser_jpeg`: no trailer after its end, no metadata
+    the stripping would leave in); else None. ``read`` gives the source's bytes and layout
+    (default: read them from ``header``'s file)."""
     if not _as_is(header, size, options):
         return None
-    with open(header.path, "rb") as handle:
-        return jpeg_without_metadata(handle.read())
+    found = read() if read is not None else browser_jpeg(header)
+    if found is None:
+        return None
+    data, layout = found
+    return published_jpeg(data, layout, keep_all=False, orientation=1)
 
 
 def pyramid_objects(

@@ -25,6 +25,7 @@ from iiif_process.memory import MemoryGate
 from iiif_process.params import parse_instructions
 from iiif_process.process import ReportOptions, process_uri
 from iiif_process.stores import MemoryStore
+from iiif_process.tile_seed_cli import run as seed_run
 
 from . import iiif_images as gen
 from . import test_tile_seed_cli as seed_tests
@@ -151,6 +152,44 @@ def test_tiles_carry_no_exif(ws: Workspace) -> None:
     images = [p for p in (ws.out / "e.jpg").rglob("*default.jpg")]
     assert len(images) >= 4
     assert not [p for p in images if b"Exif" in p.read_bytes()]
+
+
+def _with_tagged_trailer(image: pyvips.Image) -> bytes:
+    """A JPEG followed by a second one carrying EXIF after its end of image (as cameras append
+    preview images, which hold the EXIF and GPS position too)."""
+    preview = image.resize(0.25).copy()
+    preview.set_type(pyvips.GValue.gint_type, "orientation", 1)
+    return gen.jpeg(image) + preview.jpegsave_buffer(Q=80, keep="exif")
+
+
+def test_full_image_of_a_plain_jpeg_is_its_source_data(ws: Workspace) -> None:
+    data = gen.jpeg(gen.gradient(700, 600), Q=95)
+    key = ws.put("s.jpg", data)
+    ws.run([key], ONE, env=ZOOM_ENV)
+    full = ws.read("s.jpg/full/max/0/default.jpg")
+    # No re-encode (no loss, no CPU): the tables and scan data are the source's, byte for byte.
+    scan = b"\xff\xdb"  # from the first quantization table on
+    assert full[full.index(scan) :] == data[data.index(scan) :]
+
+
+def test_full_image_drops_a_trailer_after_the_jpeg(ws: Workspace) -> None:
+    data = _with_tagged_trailer(gen.gradient(700, 600))
+    assert b"Exif" in data
+    key = ws.put("t.jpg", data)
+    ws.run([key], ONE, env=ZOOM_ENV)
+    full = ws.read("t.jpg/full/max/0/default.jpg")
+    assert b"Exif" not in full
+    assert full.endswith(b"\xff\xd9") and full.count(b"\xff\xd8") == 1
+
+
+def test_seeded_full_image_drops_a_trailer_after_the_jpeg(tmp_path: Path) -> None:
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir()
+    (source / "t.jpg").write_bytes(_with_tagged_trailer(gen.gradient(700, 600)))
+    argv = ["-config-images-source-uri", source.as_uri()]
+    argv += ["-config-derivatives-cache-uri", out.as_uri(), "t.jpg"]
+    assert seed_run(argv, {})[0] == 0
+    assert b"Exif" not in (out / "t.jpg/full/full/0/default.jpg").read_bytes()
 
 
 # --- the manifest ---------------------------------------------------------------------------------
