@@ -197,6 +197,13 @@ def test_source_comes_out_within_5_delta_e_of_the_rgb_original(
     assert measured < LIMIT, f"{case} {photo}: mean ΔE76 {measured:.2f} (limit {LIMIT})"
 
 
+def test_naive_cmyk_is_still_recognised_after_downscaling(tmp_path: Path) -> None:
+    # The pipeline converts colour after resizing (few pixels): lanczos keeps an empty K empty.
+    source = load(tmp_path, pillow_cmyk_jpeg("astronaut")).resize(0.25)
+    measured = delta_e(original("astronaut").resize(0.25), colour.to_srgb(source))
+    assert measured < LIMIT, f"mean ΔE76 {measured:.2f}"
+
+
 def test_real_adobe_rgb_photo_comes_out_as_its_srgb_rendering(tmp_path: Path) -> None:
     # rocket.jpg is a camera JPEG tagged Adobe RGB (1998): the non-sRGB RGB control, as shot.
     data = (SAMPLES / "rocket.jpg").read_bytes()
