@@ -310,3 +310,61 @@ def test_a_conditional_failure_is_not_retried_as_throttling(table: str) -> None:
             ConditionExpression="attribute_not_exists(uri)",
         )
     assert client.calls.count("put_item") == 1
+
+
+# -- the public writes of backfill and the trigger's input outcomes (issue #10) ----------------
+
+
+def test_queue_if_unchanged_marks_an_item_still_as_read(table: str) -> None:
+    put_item(table, uri="a.jpg", status="failed", etag="old", retryable=True, updated_at="t1")
+    seen = ledger(table).get("a.jpg")
+    written = ledger(table).queue_if_unchanged(
+        "a.jpg", seen=seen, etag=ETAG, size=5, recipe="r1", reason="why", stamp="t2"
+    )
+    item = item_of(table, "a.jpg")
+    assert written is True
+    assert item == {
+        "uri": "a.jpg",
+        "status": "queued",
+        "etag": ETAG,
+        "size": 5,
+        "recipe": "r1",
+        "reason": "why",
+        "attempts": 0,
+        "updated_at": "t2",
+        "created_at": "t2",
+    }
+
+
+def test_queue_if_unchanged_leaves_an_item_changed_since_read(table: str) -> None:
+    seen = ledger(table).get("a.jpg")  # no item yet
+    ledger(table).claim("a.jpg", etag=ETAG, size=5, recipe="r1")
+    written = ledger(table).queue_if_unchanged(
+        "a.jpg", seen=seen, etag=ETAG, size=5, recipe="r1", reason="why", stamp="t2"
+    )
+    assert written is False
+    assert item_of(table, "a.jpg")["status"] == "started"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("status", ["started", "succeeded"])
+def test_record_outcome_keeps_a_protected_item(table: str, status: str) -> None:
+    put_item(table, uri="a.jpg", status=status, updated_at="t1")
+    assert ledger(table).record_outcome("a.jpg", "skipped", "zero-byte object") is False
+    assert item_of(table, "a.jpg")["status"] == status  # type: ignore[index]
+
+
+def test_delete_if_deletes_only_an_item_that_still_matches(table: str) -> None:
+    put_item(table, uri="a.jpg", status="queued", updated_at="t1")
+    put_item(table, uri="b.jpg", status="started", updated_at="t2")
+    book = ledger(table)
+    assert book.delete_if("a.jpg", expect={"status": "queued", "updated_at": "t1"}) is True
+    assert book.delete_if("b.jpg", expect={"status": "queued", "updated_at": "t2"}) is False
+    assert (item_of(table, "a.jpg"), item_of(table, "b.jpg")["status"]) == (None, "started")  # type: ignore[index]
+
+
+def test_updated_since_queries_one_status_from_a_time_on(table: str) -> None:
+    put_item(table, uri="old.jpg", status="succeeded", updated_at="2026-01-01T00:00:00.000000Z")
+    put_item(table, uri="new.jpg", status="succeeded", updated_at="2026-02-01T00:00:00.000000Z")
+    put_item(table, uri="bad.jpg", status="failed", updated_at="2026-02-01T00:00:00.000000Z")
+    found = ledger(table).updated_since("succeeded", "2026-01-15T00:00:00.000000Z")
+    assert [item["uri"] for item in found] == ["new.jpg"]
