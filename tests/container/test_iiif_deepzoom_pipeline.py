@@ -372,6 +372,19 @@ def test_tiles_refuses_other_values(text: str) -> None:
         _settings({"tiles": text, "public-base-url": BASE})
 
 
+@pytest.mark.parametrize(
+    ("env", "field", "value"),
+    [
+        ({"tile-size": "64"}, "tile_size", 64),
+        ({"tile-size": "4096"}, "tile_size", 4096),
+        ({"iiif-api-version": "2"}, "api_version", 2),
+        ({"public-base-url": "http://localhost:8080/"}, "public_base_url", "http://localhost:8080"),
+    ],
+)
+def test_values_at_the_limits_are_accepted(env: dict[str, str], field: str, value: Any) -> None:
+    assert getattr(_settings(env), field) == value
+
+
 def test_defaults_when_nothing_is_set() -> None:
     assert _settings({}) == DeepZoom(False, 3, 512, "")
     assert deep_zoom_settings(Arguments(), {})[1] is None  # concurrency: automatic
