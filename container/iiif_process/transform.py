@@ -404,7 +404,8 @@ def published_jpeg(data: bytes, layout: JpegLayout, keep_all: bool, orientation:
         return data
     from .tiles import jpeg_without_metadata
 
-    stripped = jpeg_without_metadata(data[: layout.end])
+    # A view, not a copy: the image data is copied once, into the result.
+    stripped = jpeg_without_metadata(memoryview(data)[: layout.end])  # bytes-like is enough
     if stripped is None:  # jpeg_layout walked the same markers: not expected
         raise ImageRejectedError("cannot remove the source JPEG's metadata")
     if orientation in (0, 1):
