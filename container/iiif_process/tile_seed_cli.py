@@ -27,7 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .cli import environment_defaults, load_document
-from .config import Config, parse_config, with_overrides
+from .config import GO_FALSE, GO_TRUE, Config, parse_config, with_overrides
 from .defaults import DEFAULTS_SCHEME, default_config
 from .errors import ConfigError, IIIFProcessError
 from .logs import setup_logging
@@ -91,8 +91,8 @@ FLAGS: dict[str, tuple[bool, str]] = {
     "h": (False, "print this help"),
     "help": (False, "print this help"),
 }
-_TRUE = {"1", "t", "true", "T", "TRUE", "True"}
-_FALSE = {"0", "f", "false", "F", "FALSE", "False"}
+_TRUE = GO_TRUE  # Go's strconv.ParseBool, as go-iiif's flags
+_FALSE = GO_FALSE
 
 
 class UsageError(Exception):
