@@ -1,5 +1,9 @@
 """Structured logs: one JSON object per line, on stderr (CloudWatch Logs in the Lambda).
 
+The standard ``logging`` module with a thin formatter, in the container tool's format
+(``iiif_process.logs``): ``{"time": "2026-11-30T15:00:00.123Z", "level": "info", "logger",
+"message", ...fields}``, level in lower case, as the metrics lines.
+
 No line exceeds MAX_LINE_BYTES: CloudWatch cuts events over 256 KB, and an event of 10,000 keys
 would otherwise log megabytes in one line. A line over the bound is shrunk (lists to a sample,
 long strings cut, marked ``"truncated": true``); if that is still too long, only its message
@@ -9,6 +13,7 @@ and the names of the dropped fields remain.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -21,15 +26,52 @@ SAMPLE_ITEMS = 10
 # Strings (keys, reasons) in a sample or a shrunk line are cut to this many characters.
 SAMPLE_CHARS = 200
 
-_stream: TextIO | None = None
-_enabled = True
+LOGGER = logging.getLogger("iiif_process_ecs")
+
+
+def format_time(created: float) -> str:
+    """``2026-11-30T15:00:00.123Z``: UTC, milliseconds (the container tool's format)."""
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+        + f".{int(created * 1000) % 1000:03d}Z"
+    )
+
+
+class BoundedJsonFormatter(logging.Formatter):
+    """A record as one JSON line of at most MAX_LINE_BYTES; its fields come from ``log()``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = getattr(record, "fields", {})
+        return format_line(record.getMessage(), record.levelname, fields, record.created)
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is when a line is written (pytest swaps it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:
+        pass
 
 
 def configure(stream: TextIO | None = None, *, enabled: bool = True) -> None:
     """Send log lines to ``stream`` (default: the current sys.stderr), or switch them off."""
-    global _stream, _enabled
-    _stream = stream
-    _enabled = enabled
+    handler = logging.StreamHandler(stream) if stream is not None else _Stderr()
+    handler.setFormatter(BoundedJsonFormatter())
+    LOGGER.handlers[:] = [handler]
+    LOGGER.setLevel(logging.INFO)
+    # The Lambda runtime gives the root logger a handler of its own: one line per record here.
+    LOGGER.propagate = False
+    LOGGER.disabled = not enabled
+
+
+configure()
 
 
 def cut(text: str, chars: int = SAMPLE_CHARS) -> str:
@@ -78,12 +120,14 @@ def _size(text: str) -> int:
     return len(text.encode("utf-8", errors="surrogatepass"))
 
 
-def format_line(message: str, level: str, fields: Mapping[str, Any]) -> str:
+def format_line(
+    message: str, level: str, fields: Mapping[str, Any], created: float | None = None
+) -> str:
     """The JSON line for a record, within MAX_LINE_BYTES (without its newline)."""
     head = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "level": level,
-        "logger": "iiif_process_ecs",
+        "time": format_time(time.time() if created is None else created),
+        "level": level.lower(),
+        "logger": LOGGER.name,
         "message": message,
     }
     line = json.dumps({**head, **fields}, default=str, ensure_ascii=False)
@@ -99,9 +143,6 @@ def format_line(message: str, level: str, fields: Mapping[str, Any]) -> str:
 
 
 def log(message: str, *, level: str = "INFO", **fields: Any) -> None:
-    """Write ``{"time", "level", "logger", "message", **fields}`` as one bounded JSON line."""
-    if not _enabled:
-        return
-    stream = _stream or sys.stderr
-    stream.write(format_line(message, level, fields) + "\n")
-    stream.flush()
+    """Log ``message`` with ``fields`` at ``level`` (``INFO``, ``WARNING``, ``ERROR``, ...):
+    one bounded JSON line ``{"time", "level", "logger", "message", **fields}``."""
+    LOGGER.log(logging.getLevelName(level.upper()), message, extra={"fields": fields})

@@ -1,0 +1,67 @@
+"""One log format for the Lambda and the container tool: the same head fields, time format and
+level case, so one CloudWatch Logs Insights query reads both."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+from iiif_process.logs import JsonFormatter
+from iiif_process_ecs import logs
+
+TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+@pytest.fixture
+def lambda_line() -> Iterator[dict[str, object]]:
+    stream = io.StringIO()
+    logs.configure(stream)
+    try:
+        logs.log("deadline near", level="WARNING", uris=3)
+    finally:
+        logs.configure(None)
+    yield json.loads(stream.getvalue())
+
+
+def container_line() -> dict[str, object]:
+    record = logging.LogRecord("iiif_process.batch", logging.WARNING, "", 0, "slow", None, None)
+    return json.loads(JsonFormatter().format(record))
+
+
+def test_both_lines_open_with_the_same_fields(lambda_line: dict[str, object]) -> None:
+    assert (
+        list(lambda_line)[:4]
+        == list(container_line())[:4]
+        == [
+            "time",
+            "level",
+            "logger",
+            "message",
+        ]
+    )
+
+
+def test_both_times_are_utc_with_milliseconds(lambda_line: dict[str, object]) -> None:
+    assert TIME.match(str(lambda_line["time"])) and TIME.match(str(container_line()["time"]))
+
+
+def test_both_levels_are_lower_case(lambda_line: dict[str, object]) -> None:
+    assert lambda_line["level"] == container_line()["level"] == "warning"
+
+
+def test_the_lambdas_fields_follow_the_head(lambda_line: dict[str, object]) -> None:
+    assert (lambda_line["logger"], lambda_line["uris"]) == ("iiif_process_ecs", 3)
+
+
+def test_a_switched_off_log_writes_nothing() -> None:
+    stream = io.StringIO()
+    logs.configure(stream, enabled=False)
+    try:
+        logs.log("hidden")
+    finally:
+        logs.configure(None)
+    assert stream.getvalue() == ""
