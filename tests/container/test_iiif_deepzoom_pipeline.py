@@ -497,6 +497,28 @@ def test_tiles_are_made_from_the_derivatives_source_image(
     assert "a.jpg/1024,0,376,512/376,512/0/default.jpg" in out.objects
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_streamed_source_gets_every_tile_with_its_pixels(
+    monkeypatch: pytest.MonkeyPatch, orientation: int
+) -> None:
+    # Sources over STREAM_ABOVE are streamed from their file for each pass, never whole in
+    # memory (a huge master); lowered here so that a small image takes that path.
+    monkeypatch.setattr(transform, "STREAM_ABOVE", 1 << 20)
+    image = gen.gradient(1400, 900)
+    out = _process(_config(True), gen.with_orientation(image, orientation))
+    info = json.loads(out.objects["a.jpg/info.json"])
+    width, height = (900, 1400) if orientation == 6 else (1400, 900)
+    assert (info["width"], info["height"]) == (width, height)
+    tiles = {k.removeprefix("a.jpg/") for k in out.objects if k.endswith("/default.jpg")}
+    assert tiles | {"info.json"} == expected_paths(info, 3)
+    upright = image.rot90() if orientation == 6 else image
+    w = min(512, width - 512)
+    tile = pyvips.Image.new_from_buffer(
+        out.objects[f"a.jpg/512,0,{w},512/{w},512/0/default.jpg"], ""
+    )
+    assert (tile - upright.crop(512, 0, w, 512)).abs().avg() < 3
+
+
 class RecordingGate(MemoryGate):
     """The real gate, recording what each image reserves."""
 
