@@ -9,13 +9,14 @@ The CMYK material is made from the real photos in samples/ the way its writers m
 - the same separation as Photoshop stores it: YCCK (APP14 transform 2), inverted ink, crafted
   here byte for byte;
 - Pillow's ``convert("CMYK")`` (C = 255 - R, M = 255 - G, Y = 255 - B, K = 0) saved by Pillow:
-  the untagged case that the old pipeline took to 7.6-11.7 mean ΔE76 (12.7 on a 24 MP image).
+  the untagged case the old pipeline took to 5.6-11.3 mean ΔE76 here (the issue's 12.7).
 
 Every source is written to disk and decoded as the tool decodes it (``probe`` and
 ``SourceImage``), then converted by ``colour.to_srgb`` and compared with the RGB original in
-CIELAB (mean ΔE76). Figures measured when this was written (old pipeline -> colour.py):
-tagged 3.0-4.8 -> 1.5-3.0, untagged 3.0-4.8 -> 1.5-3.0, Photoshop YCCK 3.0-4.8 -> 1.5-3.1,
-Pillow's untagged 5.6-11.7 -> 0.7-1.0; sRGB and P3 controls unchanged (0.7-2.2).
+CIELAB (mean ΔE76). Figures measured when this was written, through iiif-process (old pipeline
+-> colour.py; docs/colour.md has the table): tagged and untagged 3.0-5.1 -> 1.6-3.0, Photoshop
+YCCK 3.0-5.2 -> 1.6-3.1, Pillow's untagged 5.6-11.3 -> 0.7-1.0; sRGB and P3 controls unchanged
+(0.7-2.2).
 """
 
 from __future__ import annotations
