@@ -23,8 +23,10 @@ REQUIRED_VARIABLES = (
     "IIIF_PROCESS_SECURITY_GROUP",
 )
 
-_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})
-_FALSE = frozenset({"0", "false", "f", "no", "n", "off", ""})
+# Go's strconv.ParseBool, as the seed's tools read their flags (and iiif-process its own): these
+# words exactly, nothing else (no "yes", no "on", no empty value).
+GO_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+GO_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 
 class SettingsError(ValueError):
@@ -121,13 +123,16 @@ def split_list(value: str) -> tuple[str, ...]:
 
 
 def parse_bool(name: str, value: str) -> bool:
-    """Parse a boolean the way Go's strconv.ParseBool and most shells mean it."""
-    lowered = value.strip().lower()
-    if lowered in _TRUE:
+    """Parse a boolean exactly as Go's ``strconv.ParseBool`` does: ``1 t T TRUE true True`` or
+    ``0 f F FALSE false False``; anything else is an error naming ``name``."""
+    if value in GO_TRUE:
         return True
-    if lowered in _FALSE:
+    if value in GO_FALSE:
         return False
-    raise SettingsError(f"{name} must be true or false, not {value!r}")
+    raise SettingsError(
+        f"{name} must be a boolean as Go's strconv.ParseBool reads it "
+        f"(1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False), not {value!r}"
+    )
 
 
 def parse_int(name: str, value: str) -> int:
