@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import pyvips
 
 from .atkinson import atkinson
+from .colour import icc_description as _icc_description
+from .colour import to_srgb
 from .config import DEFAULT_JPEG_QUALITY
 from .errors import ImageRejectedError, ParameterError
 from .params import DEFAULT_SIZE_RULES, Instruction, Quality, Rotation
@@ -116,56 +118,6 @@ class Rendered:
     data: bytes
     width: int
     height: int
-
-
-def _icc_description(profile: bytes) -> str:
-    """The ``desc`` text of an ICC profile (best effort, '' when unreadable)."""
-    try:
-        (count,) = struct.unpack_from(">I", profile, 128)
-        for i in range(min(count, 64)):
-            sig, offset, _size = struct.unpack_from(">4sII", profile, 132 + 12 * i)
-            if sig != b"desc":
-                continue
-            kind = profile[offset : offset + 4]
-            if kind == b"desc":
-                (length,) = struct.unpack_from(">I", profile, offset + 8)
-                return profile[offset + 12 : offset + 12 + length].decode("latin-1").strip("\0")
-            if kind == b"mluc":
-                rec_len, rec_off = struct.unpack_from(">II", profile, offset + 20)
-                raw = profile[offset + rec_off : offset + rec_off + rec_len]
-                return raw.decode("utf-16-be", "replace")
-    except (struct.error, UnicodeDecodeError):
-        return ""
-    return ""
-
-
-def to_srgb(image: pyvips.Image) -> pyvips.Image:
-    """Convert to 8-bit sRGB (or 8-bit grey), through the embedded ICC profile when present.
-
-    CMYK without a profile goes through libvips' built-in CMYK profile; 16-bit and float images
-    become 8-bit; alpha is kept.
-    """
-    profile = image.get("icc-profile-data") if image.get_typeof("icc-profile-data") else None
-    if profile is not None and "srgb" not in _icc_description(profile).lower():
-        # A broken profile falls back to the plain colourspace conversion below.
-        with contextlib.suppress(pyvips.Error):
-            image = image.icc_transform("srgb", embedded=True, intent="perceptual")
-    elif image.interpretation == "cmyk":
-        image = image.icc_transform("srgb", input_profile="cmyk", intent="perceptual")
-    interpretation = image.interpretation
-    if interpretation not in ("srgb", "b-w"):
-        grey = interpretation == "grey16" or image.bands < 3
-        try:
-            image = image.colourspace("b-w" if grey else "srgb")
-        except pyvips.Error:
-            # An image tagged with a non-colour interpretation (multiband, ...): take it as is.
-            image = image.copy(interpretation="b-w" if grey else "srgb")
-    if image.format != "uchar":
-        image = image.cast("uchar")
-    if image.get_typeof("icc-profile-data"):
-        image = image.copy()
-        image.remove("icc-profile-data")
-    return image
 
 
 def _resize(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
