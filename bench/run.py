@@ -265,28 +265,28 @@ def measure_scaling(image: TestImage, out: Path, count: int, reps: int) -> Scali
 def measure_machine_scaling(image: TestImage, out: Path, count: int, reps: int) -> float | None:
     """For scale: the reference pipeline's speed-up from 1 CPU to N CPUs as N separate processes.
 
-    Each process is pinned to its own CPU; the work time is what the processes report (start-up
-    excluded). This is what the machine itself allows, the ceiling for the tool's scaling.
+    Timed as ours is: the wall time of the processes from outside (each pinned to its own CPU,
+    the images split between them) less that of the same processes started with no image. This
+    is what the machine itself allows, the ceiling for the tool's scaling.
     """
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2 or count < len(cpus):
         return None
-    share = count // len(cpus)
 
-    def argv(index: int, images: int) -> list[str]:
-        target = out / f"machine-{index}"
-        shutil.rmtree(target, ignore_errors=True)
-        return [PYTHON, "-m", "bench.reference", str(target), *[str(image.path)] * images]
-
-    def work_seconds(runs: Sequence[Run]) -> float:
-        return max(sum(json.loads(run.stdout)["seconds"]) for run in runs)
+    def wall(parts: int, images: int) -> float:
+        jobs = []
+        for index in range(parts):
+            target = out / f"machine-{index}"
+            shutil.rmtree(target, ignore_errors=True)
+            share = [str(image.path)] * (images // parts)
+            jobs.append(([PYTHON, "-m", "bench.reference", str(target), *share], [cpus[index]]))
+        return max(run.seconds for run in run_children(jobs))
 
     one, many = float("inf"), float("inf")
+    images = count - count % len(cpus)
     for _ in range(reps):
-        single = run_children([(argv(0, share * len(cpus)), cpus[:1])])
-        one = min(one, work_seconds(single))
-        parallel = run_children([(argv(i, share), [cpu]) for i, cpu in enumerate(cpus)])
-        many = min(many, work_seconds(parallel))
+        one = min(one, wall(1, images) - wall(1, 0))
+        many = min(many, wall(len(cpus), images) - wall(len(cpus), 0))
     return one / many
 
 

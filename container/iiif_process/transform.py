@@ -744,6 +744,8 @@ class Renderer:
         self.keep_metadata = keep_metadata
         self.size_rules = size_rules  # when a size may enlarge: "2.1" (go-iiif) or "3"
         self.jpeg_quality = jpeg_quality
+        # Whether the plan found derivatives that decode the source (and so check its data).
+        self._decoded_anyway = False
 
     def metadata(self, instruction: Instruction) -> Metadata:
         """What the derivative of ``instruction`` carries besides pixels."""
@@ -809,10 +811,12 @@ class Renderer:
         derivative not made from the source's bytes at least :data:`DECODE_MARGIN` times its
         pixels. Returns the shrink (1 = full size)."""
         if full_size:
+            self._decoded_anyway = True
             return self._use(1)
         needs = [self._needs(ins) for ins in instructions if not self.passes_through(ins)]
         if thumbnail_box:
             needs.append((True, *fit_box(*self.source.size(True), thumbnail_box)))
+        self._decoded_anyway = bool(needs)
         shrink = max(_SHRINK_ON_LOAD.get(self.source.loader, (1,)))
         for need in needs:
             if need is None:
@@ -842,10 +846,12 @@ class Renderer:
         return Rendered(instruction, instruction.key(uri), data, image.width, image.height)
 
     def _published(self, ins: Instruction, uri: str) -> Rendered:
-        """The source's own JPEG as the derivative, once its data has decoded cleanly."""
+        """The source's own JPEG as the derivative; its data must decode cleanly (checked here
+        unless the plan has other derivatives decode it: a damaged source then fails there)."""
         found = self.source.as_published()
         assert found is not None  # passes_through() said so
-        self.source.verify()
+        if not self._decoded_anyway:
+            self.source.verify()
         meta = self.metadata(ins)
         data = published_jpeg(*found, keep_all=meta.keep_all, orientation=meta.orientation)
         width, height = self.source.size(ins.rotation.auto_orient)

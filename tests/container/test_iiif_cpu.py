@@ -152,13 +152,20 @@ def test_rotation_minus_one_records_only_the_orientation(ws: Workspace) -> None:
     assert exif[6:] == b"MM\0*" + struct.pack(">IHHHIHHI", 8, 1, 0x0112, 3, 1, 6, 0, 0)
 
 
-def test_a_damaged_source_fails_even_when_only_passed_through(ws: Workspace) -> None:
+def _damaged() -> bytes:
     source = gen.jpeg(gen.gradient(400, 300), Q=90)
-    sos = source.index(b"\xff\xda")
-    middle = (sos + len(source)) // 2
-    damaged = source[:middle] + b"\xff\xd3" + source[middle:]  # a restart marker out of place
-    key = ws.put("photo.jpg", damaged)
-    status, results = ws.run([key], FULL)
+    middle = (source.index(b"\xff\xda") + len(source)) // 2
+    return source[:middle] + b"\xff\xd3" + source[middle:]  # a restart marker out of place
+
+
+@pytest.mark.parametrize(
+    "instructions",
+    [FULL, {**FULL, "n": {"size": "!100,100"}}],
+    ids=["passed-through-alone", "with-a-decoded-derivative"],
+)
+def test_a_damaged_source_fails_even_when_passed_through(ws: Workspace, instructions: dict) -> None:
+    key = ws.put("photo.jpg", _damaged())
+    status, results = ws.run([key], instructions)
     assert status != 0
     assert "Corrupt JPEG data" in results[key]["error"]
 
