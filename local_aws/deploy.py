@@ -108,14 +108,31 @@ def bootstrap(aws: EmbeddedAws) -> None:
     run_cdk(aws, ["bootstrap", f"aws://{aws.account_id}/{aws.region}"])
 
 
+def local_context(
+    public_base_url: str | None, extra_context: dict[str, str] | None
+) -> dict[str, str]:
+    """The context of a deployment here: no image build, and the CloudFront stand-in's URL as
+    `publicBaseUrl` unless `extra_context` names one (moto cannot create the distribution, and
+    without a `publicBaseUrl` the template would read its domain name)."""
+    context = {"imageTag": LOCAL_IMAGE_TAG}
+    if public_base_url is not None:
+        context["publicBaseUrl"] = public_base_url
+    context.update(extra_context or {})
+    return context
+
+
 def deploy(
     aws: EmbeddedAws,
     stack: str = DEFAULT_STACK,
     output_dir: str = "cdk.out.local",
     extra_context: dict[str, str] | None = None,
+    public_base_url: str | None = None,
 ) -> DeployedStack:
-    """`cdk deploy` the app (no image build) and return the stack's outputs."""
-    context = {"imageTag": LOCAL_IMAGE_TAG, **(extra_context or {})}
+    """`cdk deploy` the app (no image build) and return the stack's outputs.
+
+    `public_base_url`: the URL of the local CloudFront stand-in (`LocalAws.distribution.url`).
+    """
+    context = local_context(public_base_url, extra_context)
     args = ["deploy", stack, "--require-approval", "never", "--output", output_dir]
     # Create the stack directly instead of through a change set: moto's ExecuteChangeSet creates
     # the resources but never computes the stack's outputs, nor waits for custom resources.
@@ -132,13 +149,18 @@ def stack_outputs(aws: EmbeddedAws, stack: str = DEFAULT_STACK) -> DeployedStack
     return DeployedStack(name=stack, outputs=outputs)
 
 
-def synth(aws: EmbeddedAws, output_dir: Path, extra_context: dict[str, str] | None = None) -> Path:
-    """`cdk synth` the app as it is deployed here (`-c imageTag=demo` and `extra_context`) into
-    `output_dir`.
+def synth(
+    aws: EmbeddedAws,
+    output_dir: Path,
+    extra_context: dict[str, str] | None = None,
+    public_base_url: str | None = None,
+) -> Path:
+    """`cdk synth` the app as it is deployed here (`-c imageTag=demo`, `publicBaseUrl` and
+    `extra_context`) into `output_dir`.
 
     Run against the emulator, so that the CLI's account and region look-ups stay on this machine.
     """
-    context = {"imageTag": LOCAL_IMAGE_TAG, **(extra_context or {})}
+    context = local_context(public_base_url, extra_context)
     args = ["synth", "--quiet", "--output", str(output_dir)]
     for key, value in context.items():
         args += ["-c", f"{key}={value}"]

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local_aws.cfn_task_definition import full_task_definitions
+from local_aws.distribution import LocalDistribution, local_distribution
 from local_aws.ecs_client_token import run_task_client_tokens
 from local_aws.lambda_runner import real_lambda_handlers
 from local_aws.server import DEFAULT_REGION, EmbeddedAws, moto_server
@@ -43,6 +44,10 @@ PIECES = {
     "logs to CloudWatch, honours StopTask (SIGTERM, then SIGKILL), stops the task",
     "task state events (local_aws/ecs_events.py)": "ECS's 'ECS Task State Change' events "
     "(RUNNING, STOPPED with stopCode and exit codes), put on the default event bus",
+    "CloudFront stand-in (local_aws/distribution.py)": "the stack's CloudFront distribution "
+    "(which moto cannot create): serves the derivatives bucket on http://localhost with "
+    "Content-Type and CORS headers; deployed as publicBaseUrl, so tasks write it into "
+    "info.json and manifests",
 }
 
 
@@ -66,6 +71,9 @@ class LocalAws:
     pollers: LambdaPollers
     invocations: list[Invocation] = field(default_factory=list)
     skipped_resource_types: set[str] = field(default_factory=set)
+    #: The stand-in for the stack's CloudFront distribution; deploy with its `url` as the
+    #: `publicBaseUrl` setting (`local_aws.deploy.deploy(..., public_base_url=...)`).
+    distribution: LocalDistribution | None = None
 
     def busy(self) -> bool:
         """Whether a task runs or is about to, or a mapped queue holds or delivers messages."""
@@ -120,10 +128,12 @@ def local_aws(
     batch_window_cap: float | None = None,
     on_batch: BatchListener | None = None,
     port: int | None = None,
+    distribution_port: int | None = None,
 ) -> Iterator[LocalAws]:
-    """Start moto's server with the Lambda runner, RunTask tokens, the SQS pollers and the task
-    runner. `memory`, `stop_grace_seconds`: see `LocalTaskRunner`; `batch_window_cap`: see
-    `LambdaPollers`; `port`: the server's (default: a free one)."""
+    """Start moto's server with the Lambda runner, RunTask tokens, the SQS pollers, the task
+    runner and the CloudFront stand-in. `memory`, `stop_grace_seconds`: see `LocalTaskRunner`;
+    `batch_window_cap`: see `LambdaPollers`; `port`: the server's, `distribution_port`: the
+    stand-in's (default: free ones)."""
     invocations: list[Invocation] = []
     lock = threading.Lock()
 
@@ -155,10 +165,12 @@ def local_aws(
                 stop_grace_seconds=stop_grace_seconds,
             )
         )
+        distribution = stack.enter_context(local_distribution(aws=aws, port=distribution_port))
         yield LocalAws(
             aws=aws,
             tasks=runner,
             pollers=pollers,
             invocations=invocations,
             skipped_resource_types=skipped,
+            distribution=distribution,
         )

@@ -38,7 +38,13 @@ def emulator() -> Iterator[LocalAws]:
 
 @pytest.fixture(scope="module")
 def assembly(emulator: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synth(emulator.aws, tmp_path_factory.mktemp("cdk") / "assembly")
+    """The app as deployed here: its `publicBaseUrl` is the emulator's CloudFront stand-in."""
+    assert emulator.distribution is not None
+    return synth(
+        emulator.aws,
+        tmp_path_factory.mktemp("cdk") / "assembly",
+        public_base_url=emulator.distribution.url,
+    )
 
 
 @dataclass
