@@ -5,7 +5,8 @@ with `cdk bootstrap` and `cdk deploy`, uploads sample images with `aws s3 cp` (S
 the SQS event queue -> one batch to the real Lambda handler -> ECS RunTask -> the task runner runs
 iiif-process), reprocesses with
 `iiif-process-ecs -stack ... -mode invoke -wait` and with `aws lambda invoke`, then copies the
-derivatives and reports into demo-output/ with an index.html. Then a poison image kills its task
+derivatives and reports into demo-output/ with an index.html and, for the deep-zoom viewer
+(`python -m local_aws.viewer`, issue #11), viewer.json. Then a poison image kills its task
 (out of memory): the task state event goes through EventBridge and the reconcile queue to the
 reconcile function, which re-drives the batch mates and re-runs the poison alone until it fails
 after its attempts; a re-upload of an unchanged image is skipped; `iiif-process-ecs -mode status`
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +46,9 @@ from local_aws.sample_images import (
 from local_aws.server import EmbeddedAws
 from local_aws.sqs_batches import PolledBatch, deliver_one_batch, hold_event_source_mapping
 from local_aws.task_runner import TaskRun
+from local_aws.viewer import COMMAND as VIEWER_COMMAND
+from local_aws.viewer import DEFAULT_SITE as VIEWER_SITE
+from local_aws.viewer import Site
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 OUTPUT_DIR = PROJECT_ROOT / "demo-output"
@@ -57,6 +62,9 @@ POISON_KEY = "big/poison-12000x12000.jpg"  # first in its batch: keys go in sort
 TASK_SIZE = {"cpu": "256", "memoryMiB": "512"}
 #: Lambda's pollers here gather a batch for at most this long (the stack's default is 30 s).
 BATCH_WINDOW_CAP_SECONDS = 1.0
+#: The CloudFront stand-in's port when it is free. The viewer serves the demo's copy of the
+#: derivatives on the same URL after the demo, since every info.json and manifest names it.
+DISTRIBUTION_PORT = 8182
 
 _print_lock = threading.Lock()
 
@@ -194,7 +202,20 @@ def step_deploy(env: LocalAws) -> tuple[DeployedStack, float]:
         f"    The tasks get Fargate's smallest size ({size}), so that step 7's poison image "
         "outgrows its task quickly."
     )
-    stack = deploy(env.aws, DEFAULT_STACK, extra_context=TASK_SIZE)
+    assert env.distribution is not None
+    say(f"    -c publicBaseUrl={env.distribution.url}")
+    say(
+        "    NOTE: moto cannot create the stack's CloudFront distribution; "
+        "local_aws/distribution.py plays it on"
+    )
+    say(
+        f"    {env.distribution.url} (the derivatives bucket, with Content-Type and CORS), "
+        "deployed as publicBaseUrl:"
+    )
+    say("    the tasks write it into every info.json and manifest.json, as the CloudFront domain.")
+    stack = deploy(
+        env.aws, DEFAULT_STACK, extra_context=TASK_SIZE, public_base_url=env.distribution.url
+    )
     seconds = time.monotonic() - started
     say(f"    deployed in {seconds:.1f} s (bootstrap + deploy)")
     if env.skipped_resource_types:
@@ -203,7 +224,13 @@ def step_deploy(env: LocalAws) -> tuple[DeployedStack, float]:
             f"{', '.join(sorted(env.skipped_resource_types))}; it deployed the rest "
             "(moto enforces no resource policies anyway)."
         )
-    for key in ("SourceBucketName", "DerivativesBucketName", "FunctionName", "ClusterName"):
+    for key in (
+        "SourceBucketName",
+        "DerivativesBucketName",
+        "FunctionName",
+        "ClusterName",
+        "PublicBaseUrl",
+    ):
         say(f"    {key:22} {stack[key]}")
     return stack, seconds
 
@@ -319,8 +346,11 @@ def step_show(env: LocalAws, stack: DeployedStack) -> None:
     env.tasks.wait_until_idle(timeout=300)
 
 
-def step_collect(env: LocalAws, stack: DeployedStack, staged: dict[str, str]) -> tuple[int, int]:
-    heading(6, "Copy derivatives and reports to demo-output/")
+def step_collect(
+    env: LocalAws, stack: DeployedStack, staged: dict[str, str]
+) -> tuple[Site, int, int, int]:
+    """Returns the viewer's site and the numbers of derivatives, reports and deep-zoom tiles."""
+    heading(6, "Copy derivatives, tiles and reports to demo-output/")
     target = OUTPUT_DIR / "derivatives"
     run_tool(
         env.aws,
@@ -335,13 +365,23 @@ def step_collect(env: LocalAws, stack: DeployedStack, staged: dict[str, str]) ->
         ],
     )
     images = [k for k in staged if k != NON_IMAGE_KEY]
-    page, derivatives, reports = write_gallery(target, images, OUTPUT_DIR / "index.html")
+    page, derivatives, reports, tiles = write_gallery(target, images, OUTPUT_DIR / "index.html")
     folder = target.relative_to(PROJECT_ROOT)
-    say(f"    {derivatives} derivatives and {reports} reports in {folder}/")
+    say(
+        f"    {derivatives} derivatives, {tiles} deep-zoom tiles and {reports} reports in {folder}/"
+    )
     say(
         f"    open {page.relative_to(PROJECT_ROOT)} to see every derivative with its label and size"
     )
-    return derivatives, reports
+    # The images the task published for deep zoom (info.json is written after every tile).
+    zoomable = tuple(k for k in images if (target / k / "info.json").is_file())
+    site = Site(public_base_url=stack["PublicBaseUrl"], images=zoomable, derivatives=target)
+    site.save(VIEWER_SITE)
+    say(
+        f"    {len(zoomable)} images have an info.json and a manifest.json; "
+        f"{VIEWER_SITE.relative_to(PROJECT_ROOT)} lists them for the viewer"
+    )
+    return site, derivatives, reports, tiles
 
 
 def _trigger_results(env: LocalAws, stack: DeployedStack, since: int) -> list[dict[str, Any]]:
@@ -476,6 +516,16 @@ def _interrupt_on_signals() -> None:
     signal.signal(signal.SIGTERM, stop)
 
 
+def distribution_port() -> int | None:
+    """`DISTRIBUTION_PORT` if nothing listens on it, else None (a free one is chosen)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", DISTRIBUTION_PORT))
+        except OSError:
+            return None
+    return DISTRIBUTION_PORT
+
+
 def main() -> int:
     started = time.monotonic()
     _interrupt_on_signals()
@@ -485,7 +535,10 @@ def main() -> int:
     staging.mkdir()
     try:
         with local_aws(
-            on_task=on_task, on_batch=on_batch, batch_window_cap=BATCH_WINDOW_CAP_SECONDS
+            on_task=on_task,
+            on_batch=on_batch,
+            batch_window_cap=BATCH_WINDOW_CAP_SECONDS,
+            distribution_port=distribution_port(),
         ) as env:
             step_start(env)
             stack, deploy_seconds = step_deploy(env)
@@ -493,7 +546,7 @@ def main() -> int:
             staged = step_upload(env, stack, staging)
             step_tasks(env)
             step_show(env, stack)
-            derivatives, reports = step_collect(env, stack, staged)
+            site, derivatives, reports, tiles = step_collect(env, stack, staged)
             poison_runs = step_poison(env, stack, staging)
             step_unchanged(env, stack)
             step_status(env, stack)
@@ -509,7 +562,7 @@ def main() -> int:
     images = len([k for k in staged if k != NON_IMAGE_KEY])
     failed = [r for r in runs if r.exit_code != 0]
     say(f"    images uploaded     {images} (+1 non-image file, which started nothing)")
-    say(f"    derivatives         {derivatives} (+{reports} reports)")
+    say(f"    derivatives         {derivatives} (+{tiles} deep-zoom tiles, {reports} reports)")
     say(f"    Lambda invocations  {len(invocations)}")
     say(
         f"    ECS tasks           {len(runs)} ({len(failed)} exited non-zero: the ones given "
@@ -523,6 +576,15 @@ def main() -> int:
         say("    status page         not written (see step 9)")
     url = dashboard_url(env.aws.region, stack.outputs)
     say(f"    dashboard on AWS    {url or 'none: the stack has no DashboardName output'}")
+    say()
+    if site.images:
+        say(
+            f"Deep zoom: {len(site.images)} images in OpenSeadragon and Mirador on localhost "
+            "(Ctrl-C to stop):"
+        )
+        say(f"    {VIEWER_COMMAND}")
+    else:
+        say("Deep zoom: no image has an info.json (tiles off?); nothing for the viewer.")
     return 0
 
 

@@ -1,4 +1,8 @@
-"""demo-output/index.html: every derivative of every image, with its label and size."""
+"""demo-output/index.html: every derivative of every image, with its label and size.
+
+Deep-zoom files (issue #11: the Level 0 tiles and full image, all `default.jpg`, and `info.json`
+and `manifest.json`) are counted apart; the viewer page (local_aws/viewer.py) shows them.
+"""
 
 from __future__ import annotations
 
@@ -39,19 +43,27 @@ def _figure(page_dir: Path, label: str, path: Path) -> str:
     )
 
 
-def write_gallery(derivatives: Path, images: list[str], page: Path) -> tuple[Path, int, int]:
+#: What the task writes for deep zoom beside go-iiif's derivatives (docs/contracts.md): tiles and
+#: the full image are all written with quality `default` (go-iiif writes `color` for it).
+TILE_NAME = "default.jpg"
+IIIF_DOCUMENTS = ("info.json", "manifest.json")
+REPORT_NAME = "process.json"
+
+
+def write_gallery(derivatives: Path, images: list[str], page: Path) -> tuple[Path, int, int, int]:
     """Write `page` for the `images` (source keys) whose derivatives are under `derivatives`.
 
-    Returns (page, number of derivatives, number of reports) found under `derivatives`.
+    Returns (page, derivatives, reports, deep-zoom tiles) counted under `derivatives`.
     """
     page_dir = page.parent
     files = [p for p in derivatives.rglob("*") if p.is_file()] if derivatives.exists() else []
-    reports = [p for p in files if p.suffix == ".json"]
-    derivative_files = [p for p in files if p.suffix != ".json"]
+    reports = [p for p in files if p.name == REPORT_NAME]
+    tiles = [p for p in files if p.name == TILE_NAME]
+    derivative_files = [p for p in files if p.suffix != ".json" and p.name != TILE_NAME]
     sections = []
     for uri in images:
         folder = derivatives / uri
-        report_path = folder / "process.json"
+        report_path = folder / REPORT_NAME
         figures = []
         if report_path.exists():
             report = json.loads(report_path.read_text(encoding="utf-8"))
@@ -62,6 +74,10 @@ def write_gallery(derivatives: Path, images: list[str], page: Path) -> tuple[Pat
             report_link = f' &middot; <a href="{_href(page_dir, report_path)}">report</a>'
         else:
             report_link = ""
+        for name in IIIF_DOCUMENTS:
+            if (folder / name).exists():
+                report_link += f' &middot; <a href="{_href(page_dir, folder / name)}">{name}</a>'
+        zoom_tiles = sum(1 for p in tiles if folder in p.parents)
         if not figures:
             found = [p for p in derivative_files if folder in p.parents]
             figures = [_figure(page_dir, str(p.relative_to(folder)), p) for p in sorted(found)]
@@ -71,14 +87,16 @@ def write_gallery(derivatives: Path, images: list[str], page: Path) -> tuple[Pat
             else '<p class="failed">No derivatives: processing failed (see its task\'s log).</p>'
         )
         sections.append(
-            f"<section><h2>{html.escape(uri)}</h2><p>{len(figures)} derivatives"
-            f"{report_link}</p>{body}</section>"
+            f"<section><h2>{html.escape(uri)}</h2><p>{len(figures)} derivatives, "
+            f"{zoom_tiles} deep-zoom tiles{report_link}</p>{body}</section>"
         )
     page.write_text(
         "<!doctype html><html><head><meta charset='utf-8'><title>IIIF derivatives</title>"
         f"<style>{_STYLE}</style></head><body><h1>IIIF derivatives made by the demo</h1>"
-        f"<p>{len(derivative_files)} derivatives and {len(reports)} reports of {len(images)} "
-        f"images.</p>{''.join(sections)}</body></html>\n",
+        f"<p>{len(derivative_files)} derivatives, {len(tiles)} deep-zoom tiles and "
+        f"{len(reports)} reports of {len(images)} images (the deep-zoom viewer: "
+        "<code>.venv/bin/python -m local_aws.viewer</code>).</p>"
+        f"{''.join(sections)}</body></html>\n",
         encoding="utf-8",
     )
-    return page, len(derivative_files), len(reports)
+    return page, len(derivative_files), len(reports), len(tiles)

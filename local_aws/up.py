@@ -2,10 +2,11 @@
 
 Starts moto's server with the local stand-ins (the Lambda runner, Lambda's SQS pollers for every
 event source mapping, the local task runner with the task's memory limit and StopTask, the ECS
-task state events on the default bus), deploys the app with `cdk bootstrap` and `cdk deploy` as
-`make demo` does, prints the `export` lines that point a shell's aws-cli and `iiif-process-ecs`
-at it and the stack's outputs, then logs what happens (batches delivered, tasks started and
-stopped) until Ctrl-C or SIGTERM.
+task state events on the default bus, the stand-in for the CloudFront distribution), deploys the
+app with `cdk bootstrap` and `cdk deploy` as `make demo` does (the stand-in's URL as
+`publicBaseUrl`, unless `-c publicBaseUrl=...` names another), prints the `export` lines that
+point a shell's aws-cli and `iiif-process-ecs` at it and the stack's outputs, then logs what
+happens (batches delivered, tasks started and stopped) until Ctrl-C or SIGTERM.
 
     python -m local_aws.up [--port N] [--stack NAME] [-c key=value ...] [--stop-grace S]
                            [--batch-window-cap S] [--memory auto|cgroup|rss] [--env-file PATH]
@@ -23,7 +24,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from local_aws.deploy import DEFAULT_STACK, IMAGE_SKIPPED_MESSAGE, DeployedStack, DeployError
+from local_aws.deploy import (
+    DEFAULT_STACK,
+    IMAGE_SKIPPED_MESSAGE,
+    DeployedStack,
+    DeployError,
+    local_context,
+)
 from local_aws.deploy import bootstrap as cdk_bootstrap
 from local_aws.deploy import deploy as cdk_deploy
 from local_aws.emulator import PIECES, LocalAws, local_aws
@@ -180,6 +187,8 @@ def announce(env: LocalAws, stack: DeployedStack, env_file: Path | None) -> None
     for line in example_lines(stack):
         say(f"$ {line}")
     say()
+    if env.distribution is not None:
+        say(f"CloudFront stand-in: {env.distribution.url} serves the derivatives bucket (CORS)")
     say(f"Task memory limit: {env.tasks.memory.description}")
     say(f"StopTask: SIGTERM, SIGKILL {env.tasks.stop_grace_seconds:g} s later")
     say("Ctrl-C stops it and forgets everything (the emulator keeps nothing on disk).")
@@ -205,10 +214,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             started = time.monotonic()
             say(f"$ cdk bootstrap aws://{env.aws.account_id}/{env.aws.region}")
             cdk_bootstrap(env.aws)
-            shown = " ".join(f"-c {k}={v}" for k, v in context.items())
+            assert env.distribution is not None
+            shown = " ".join(
+                f"-c {k}={v}"
+                for k, v in local_context(env.distribution.url, context).items()
+                if k != "imageTag"
+            )
             say(f"$ cdk deploy {args.stack} --require-approval never -c imageTag=demo {shown}")
             say(f"  NOTE: {IMAGE_SKIPPED_MESSAGE}")
-            stack = cdk_deploy(env.aws, args.stack, extra_context=context)
+            stack = cdk_deploy(
+                env.aws, args.stack, extra_context=context, public_base_url=env.distribution.url
+            )
             say(f"  deployed in {time.monotonic() - started:.0f} s")
             announce(env, stack, args.env_file)
             try:
