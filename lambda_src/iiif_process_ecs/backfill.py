@@ -45,7 +45,6 @@ from .cost import (
 )
 from .keys import check_key
 from .ledger import (
-    DEFAULT_WORKERS,
     Ledger,
     LedgerError,
     concurrently,
@@ -70,6 +69,10 @@ ALREADY_QUEUED = "already queued"
 # again, this many times in all; still moving after that, it is left to that part.
 MARK_ROUNDS = 3
 CHANGED_WHILE_QUEUEING = "changed while being queued (left to the part that changed it)"
+# Threads for a page's ledger calls and sends: enough that a thousand conditional marks at a few
+# milliseconds each take about as long as a new on-demand table's 4,000 writes a second allow.
+# With 1 everything runs in the calling thread, one request at a time (no listing ahead).
+BACKFILL_WORKERS = 32
 FAILED_BEFORE = "failed before (-mode retry re-queues it)"
 QUEUED_REASON = "queued by iiif-process-ecs -mode backfill"
 EXIT_STOPPED = 130  # the shell's status for a run stopped by Ctrl-C
@@ -152,7 +155,7 @@ class BackfillOptions:
     run: str = ""
     region: str = ""
     page_size: int = PAGE_SIZE
-    workers: int = DEFAULT_WORKERS
+    workers: int = BACKFILL_WORKERS
 
 
 class Backfill:
@@ -191,7 +194,9 @@ class Backfill:
 
     def pages(self) -> Generator[list[Listed], None, None]:
         """ListObjectsV2 pages of Listed objects (1000 a page), in key order, each listed
-        while the one before is worked on (prefetched)."""
+        while the one before is worked on (prefetched) unless ``workers`` is 1."""
+        if self.options.workers <= 1:
+            return (page for page in self._listing())
         return prefetched(self._listing())
 
     def _listing(self) -> Iterator[list[Listed]]:
