@@ -40,6 +40,7 @@ from .cost import (
     cost_of,
     estimate_backfill,
     prices_for,
+    puts_per_image,
     sqs_billed_requests,
     tasks_for,
 )
@@ -552,10 +553,15 @@ def describe(
         lines.append(f"  {count:>9,}  {reason}")
     if result.failed:
         lines.append(f"not queued (AWS errors; put back, run again): {len(result.failed):,}")
+    tiles = (
+        f"tiles on: {puts_per_image(size)} S3 PUTs an image"
+        if size.tiles
+        else f"tiles off: {puts_per_image(size)} S3 PUTs an image"
+    )
     lines.append(
         f"estimated cost of processing them: ${report['estimated_cost_usd']:,.4f} "
-        f"({size.vcpu:g} vCPU / {size.memory_gb:g} GB {size.architecture} tasks; {note}; an "
-        "estimate from make bench's seconds per image, see the README)"
+        f"({size.vcpu:g} vCPU / {size.memory_gb:g} GB {size.architecture} tasks, {tiles}; "
+        f"{note}; an estimate from make bench's 24 MP figures, see docs/backfill.md)"
     )
     return "\n".join(lines) + "\n"
 

@@ -33,6 +33,12 @@ BENCH_GAIN_PER_ADDED_CPU = 0.61
 TASK_OVERHEAD_SECONDS = 30.0
 # go-iiif v8's default instructions make 9 derivatives; plus one process report per image.
 PUTS_PER_IMAGE = 10
+# With tiles on (issue #11, the stack's default), make bench's publish part writes, for one
+# 24 MP image at 512 px tiles, 131 tiles and sizes besides the derivatives, plus info.json and
+# manifest.json. Other tile sizes scale the tile count by (512 / tileSize)^2 (an estimate).
+BENCH_TILES_24MP = 131
+BENCH_TILE_SIZE = 512
+TILE_DOCUMENTS = 2  # info.json, manifest.json
 # The stack's defaults: lambdaMemoryMiB 256, queueBatchSize 1000 (stacks/settings.py); an
 # invocation is assumed to take one second (claims and RunTask calls; the Lambda never waits).
 LAMBDA_MEMORY_GB = 0.25
@@ -122,11 +128,14 @@ def prices_for(region: str, architecture: str, overrides: str = "") -> tuple[Pri
 
 @dataclass(frozen=True)
 class TaskSize:
-    """A task definition's size: vCPUs, memory in GB (GiB, as Fargate bills) and architecture."""
+    """A task definition's size: vCPUs, memory in GB (GiB, as Fargate bills) and architecture;
+    and whether its tasks publish tiles (``IIIF_PROCESS_TILES``) at ``tile_size`` pixels."""
 
     vcpu: float
     memory_gb: float
     architecture: str = "X86_64"
+    tiles: bool = False
+    tile_size: int = BENCH_TILE_SIZE
 
 
 def task_size_of(definition: Mapping[str, Any]) -> TaskSize:
@@ -136,11 +145,32 @@ def task_size_of(definition: Mapping[str, Any]) -> TaskSize:
     if cpu is None or memory is None:
         raise PriceError("the task definition has no task-level cpu and memory (not Fargate?)")
     platform = definition.get("runtimePlatform") or {}
+    environment = {
+        str(variable.get("name")): str(variable.get("value", ""))
+        for container in definition.get("containerDefinitions", [])
+        for variable in container.get("environment", [])
+    }
+    tile_size = environment.get("IIIF_PROCESS_TILE_SIZE", "")
     return TaskSize(
         vcpu=int(cpu) / 1024,
         memory_gb=int(memory) / 1024,
         architecture=str(platform.get("cpuArchitecture") or "X86_64"),
+        tiles=environment.get("IIIF_PROCESS_TILES", "").strip().lower() in ("true", "1", "yes"),
+        tile_size=int(tile_size) if tile_size.isdigit() and int(tile_size) > 0 else BENCH_TILE_SIZE,
     )
+
+
+def tile_puts_per_image(size: TaskSize) -> int:
+    """Estimated PUTs of tiles, sizes, info.json and manifest.json for one 24 MP image (0 with
+    tiles off): make bench's count, scaled by the tile size."""
+    if not size.tiles:
+        return 0
+    return round(BENCH_TILES_24MP * (BENCH_TILE_SIZE / size.tile_size) ** 2) + TILE_DOCUMENTS
+
+
+def puts_per_image(size: TaskSize) -> int:
+    """Estimated PUTs for one image: derivatives and report, and tiles when they are on."""
+    return PUTS_PER_IMAGE + tile_puts_per_image(size)
 
 
 def task_size(ecs: Any, task_definition: str) -> TaskSize:
@@ -208,7 +238,7 @@ def estimate_backfill(
     images: int, max_uris_per_task: int, size: TaskSize, *, messages: int, sqs_send_requests: int
 ) -> Usage:
     """The usage of processing ``images`` queued keys: full tasks of ``max_uris_per_task`` and
-    one part-filled, each TASK_OVERHEAD_SECONDS plus seconds_per_image per image; PUTS_PER_IMAGE
+    one part-filled, each TASK_OVERHEAD_SECONDS plus seconds_per_image per image; puts_per_image
     PUTs an image; one trigger invocation per QUEUE_BATCH_SIZE messages and one reconcile
     invocation per task; SQS: the sends, plus a receive and a delete per invocation."""
     usage = Usage(images=images)
@@ -220,7 +250,7 @@ def estimate_backfill(
         usage.add_task(TASK_OVERHEAD_SECONDS + max_uris_per_task * per_image, size)
     if rest:
         usage.add_task(TASK_OVERHEAD_SECONDS + rest * per_image, size)
-    usage.s3_puts = images * PUTS_PER_IMAGE
+    usage.s3_puts = images * puts_per_image(size)
     trigger_invocations = math.ceil(messages / QUEUE_BATCH_SIZE)
     usage.add_lambda(trigger_invocations + usage.tasks)
     usage.sqs_requests = sqs_send_requests + 2 * (trigger_invocations + usage.tasks)

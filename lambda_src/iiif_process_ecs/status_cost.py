@@ -8,7 +8,9 @@ the earliest ``started_at`` (the trigger's claim, just before RunTask) to the la
 ``finished_at`` of the task's items. The report says how many tasks each source timed.
 
 S3 PUTs: each item's ``derivatives``, plus one process report per succeeded image whose task ran
-with ``-report`` (for tasks ECS has forgotten, counted as if it had: an upper bound).
+with ``-report`` (for tasks ECS has forgotten, counted as if it had: an upper bound), plus, when
+the task definition publishes tiles, cost.tile_puts_per_image per succeeded image (an estimate:
+the ledger does not count tiles).
 Lambda and SQS are estimates: one trigger invocation per task (exact when uploads trickle in; an
 upper bound in bulk, when one invocation starts several tasks) and one reconcile invocation per
 stopped task; SQS: one message per image (S3's notification), a receive and a delete per trigger
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from .cost import TaskSize, Usage, cost_of, prices_for, usage_dict
+from .cost import TaskSize, Usage, cost_of, prices_for, tile_puts_per_image, usage_dict
 from .ledger import Ledger, now_iso
 
 DEFAULT_SINCE = "24h"
@@ -138,6 +140,11 @@ def usage_since(
         succeeded = sum(1 for i in task_items if i.get("status") == "succeeded")
         usage.s3_puts += succeeded if timed.report else 0
     usage.s3_puts += sum(int(i.get("derivatives", 0) or 0) for i in items)
+    # The ledger counts the instruction derivatives only; tiles (when the task definition has
+    # them on) are estimated per succeeded image from make bench's 24 MP count.
+    usage.s3_puts += tile_puts_per_image(size) * sum(
+        1 for i in items if i.get("status") == "succeeded"
+    )
     usage.add_lambda(2 * usage.tasks)
     usage.sqs_requests = usage.images + 2 * usage.tasks + 3 * usage.tasks
     return usage, sources
@@ -172,6 +179,7 @@ def cost_report(
             "memory_gb": size.memory_gb,
             "architecture": size.architecture,
         },
+        "tile_puts_per_image": tile_puts_per_image(size),
         "usage": usage_dict(usage),
         "cost_usd": {name: round(value, 6) for name, value in dollars.items()},
         "prices": note,
@@ -193,7 +201,13 @@ def format_cost(cost: Mapping[str, Any]) -> str:
                 f"  Fargate: {u['vcpu_seconds']:g} vCPU-s, {u['gb_seconds']:g} GB-s billed "
                 f"({s['vcpu']:g} vCPU / {s['memory_gb']:g} GB {s['architecture']}, one-minute "
                 f"minimum)  ${d['fargate_vcpu'] + d['fargate_memory']:.4f}",
-                f"  S3 PUTs: {u['s3_puts']}  ${d['s3_put']:.4f}",
+                f"  S3 PUTs: {u['s3_puts']}"
+                + (
+                    f" (tiles estimated at {cost['tile_puts_per_image']} an image)"
+                    if cost.get("tile_puts_per_image")
+                    else ""
+                )
+                + f"  ${d['s3_put']:.4f}",
                 f"  Lambda requests (estimate): {u['lambda_requests']}  ${d['lambda']:.4f}",
                 f"  SQS requests (estimate): {u['sqs_requests']}  ${d['sqs']:.4f}",
                 f"  Estimated cost: ${d['total']:.4f} ({cost['prices']})",

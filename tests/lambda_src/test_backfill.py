@@ -78,7 +78,9 @@ def backfill(
     )
 
 
-def cli(argv: list[str], *, on_page: Any = None) -> tuple[int, str, str]:
+def cli(
+    argv: list[str], *, on_page: Any = None, environ: dict[str, str] | None = None
+) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     runtime = Runtime(
         stdout=out,
@@ -88,7 +90,7 @@ def cli(argv: list[str], *, on_page: Any = None) -> tuple[int, str, str]:
         nonce=lambda: "run1",
         backfill_page=on_page,
     )
-    status = main(["-mode", "backfill", *argv], environ={}, runtime=runtime)
+    status = main(["-mode", "backfill", *argv], environ=environ or {}, runtime=runtime)
     return status, out.getvalue(), err.getvalue()
 
 
@@ -459,7 +461,7 @@ def test_dry_run_prints_the_tasks_and_the_estimated_cost(place: Place) -> None:
     summary_lines = out.splitlines()[120:]
     assert summary_lines[0].startswith("listed 120; would be queued 120 (3 task(s)")
     assert summary_lines[-1].startswith("estimated cost of processing them: $")
-    assert "an estimate from make bench's seconds per image" in summary_lines[-1]
+    assert "an estimate from make bench's 24 MP figures" in summary_lines[-1]
 
 
 def test_dry_run_counts_tasks_from_max_uris_per_task(place: Place) -> None:
@@ -477,6 +479,38 @@ def test_json_prints_the_counts_tasks_and_cost(place: Place) -> None:
     assert (report["listed"], report["queued"], report["tasks"]) == (5, 4, 1)
     assert report["skipped"] == {"unsupported file type": 1}
     assert report["estimated_cost_usd"] > 0
+
+
+FREE = ",".join(
+    f"{name}=0"
+    for name in (
+        "fargate_vcpu_hour",
+        "fargate_gb_hour",
+        "s3_put_per_1000",
+        "lambda_per_request",
+        "lambda_gb_second",
+        "sqs_per_million",
+    )
+)
+
+
+def test_prices_are_a_setting_from_the_environment(place: Place) -> None:
+    put_objects(place.bucket, keys(4))
+    _, out, _ = cli(
+        ["-stack", place.stack, "-dry-run", "-json"], environ={"IIIF_PROCESS_PRICES": FREE}
+    )
+    assert json.loads(out)["estimated_cost_usd"] == 0
+
+
+def test_a_price_flag_changes_the_estimate(place: Place) -> None:
+    put_objects(place.bucket, keys(4))
+    _, listed, _ = cli(["-stack", place.stack, "-dry-run", "-json"])
+    _, dearer, _ = cli(
+        ["-stack", place.stack, "-dry-run", "-json", "-prices", "s3_put_per_1000=5.005"]
+    )
+    before, after = (json.loads(out)["estimated_cost_usd"] for out in (listed, dearer))
+    # 4 images x 10 PUTs (tiles off) at $5 more per 1000 PUTs.
+    assert after - before == pytest.approx(4 * 10 * 5 / 1000, abs=1e-4)
 
 
 def test_backfill_without_an_event_queue_exits_2(place: Place) -> None:

@@ -19,6 +19,7 @@ from iiif_process_ecs.cost import (
     prices_for,
     seconds_per_image,
     task_size_of,
+    tile_puts_per_image,
 )
 from iiif_process_ecs.ledger import Ledger, now_iso
 from iiif_process_ecs.status_cost import (
@@ -147,6 +148,47 @@ def test_the_backfill_estimate_matches_the_hand_worked_example() -> None:
     usage = estimate_backfill(120, 50, ONE_VCPU, messages=12, sqs_send_requests=2)
     assert (usage.tasks, usage.billed_task_seconds, usage.gb_seconds) == (3, 180, 360)
     assert (usage.s3_puts, usage.lambda_requests, usage.sqs_requests) == (1200, 4, 10)
+
+
+def test_with_tiles_on_the_estimate_counts_the_tile_puts() -> None:
+    """The same 120 images with tiles on at 512 px: 10 + 131 tiles and sizes + info.json and
+    manifest.json = 143 PUTs an image, 17,160 in all."""
+    tiled = TaskSize(vcpu=1.0, memory_gb=2.0, tiles=True, tile_size=512)
+    usage = estimate_backfill(120, 50, tiled, messages=12, sqs_send_requests=2)
+    assert usage.s3_puts == 120 * 143
+
+
+def test_tile_puts_scale_with_the_tile_size() -> None:
+    # 131 * (512 / 1024)^2 = 32.75 → 33 tiles, + info.json and manifest.json.
+    assert tile_puts_per_image(TaskSize(1.0, 2.0, tiles=True, tile_size=1024)) == 35
+    assert tile_puts_per_image(TaskSize(1.0, 2.0, tiles=False, tile_size=1024)) == 0
+
+
+def test_task_size_reads_the_tile_settings_of_the_container() -> None:
+    definition = {
+        "cpu": "1024",
+        "memory": "2048",
+        "containerDefinitions": [
+            {
+                "name": "iiif-process",
+                "environment": [
+                    {"name": "IIIF_PROCESS_TILES", "value": "true"},
+                    {"name": "IIIF_PROCESS_TILE_SIZE", "value": "256"},
+                ],
+            }
+        ],
+    }
+    assert task_size_of(definition) == TaskSize(1.0, 2.0, "X86_64", tiles=True, tile_size=256)
+
+
+def test_status_counts_estimated_tile_puts_for_succeeded_images() -> None:
+    tiled = TaskSize(vcpu=1.0, memory_gb=2.0, tiles=True, tile_size=512)
+    items = [
+        {"uri": "a.jpg", "status": "succeeded", "task_arn": "A", "derivatives": 9},
+        {"uri": "b.jpg", "status": "failed", "task_arn": "A"},
+    ]
+    usage, _ = usage_since(items, {"A": TaskTime(70, "ecs", report=True)}, tiled)
+    assert usage.s3_puts == 9 + 1 + 133
 
 
 def test_seconds_per_image_scale_with_the_task_size() -> None:
