@@ -5,7 +5,8 @@ Usage: ``python -m mutation [--package container/iiif_process ...] [--module NAM
 
 For each module of the packages (default: all three), every mutant (:mod:`mutation.mutants`) is
 run against the tests that execute its line (a coverage run with per-test contexts says which);
-a line that only child processes run falls back to the test files that name the module. A mutant
+a line no test runs itself (one run at import, or only in a child process) falls back to every
+test that runs the module's code, else to the test files that name the module. A mutant
 is killed when those tests fail (or time out), survives when they pass. ``--sample N`` takes N
 mutants per module (seeded) for a quicker estimate. Survivors listed in ``mutation/accepted.txt``
 (``key<TAB>why``) are printed apart, with why; the score counts them as survivors all the same.
@@ -91,7 +92,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.sample and len(mutants) > args.sample:
                 chooser = random.Random(f"{args.seed}:{relative}")  # noqa: S311 (a sample, not a secret)
                 mutants = chooser.sample(mutants, args.sample)
-            fallback = fallback_tests(package, path.stem)
+            # A line run only at import (a constant, a default, a class field) has no test of
+            # its own: every test that runs any of the module's code may notice it.
+            of_module = sorted(set().union(*(t for (f, _), t in covered.items() if f == relative)))
+            fallback = of_module or fallback_tests(package, path.stem)
             for mutant in mutants:
                 tests = sorted(covered.get((relative, mutant.line), set())) or fallback
                 work.append((mutant, tests))
