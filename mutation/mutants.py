@@ -53,6 +53,7 @@ class Mutant:
     original: str
     replacement: str
     operator: str
+    context: str = ""  # the line's text, stripped: tells apart equal changes in one file
 
     @property
     def describe(self) -> str:
@@ -62,7 +63,7 @@ class Mutant:
     @property
     def key(self) -> str:
         """A name that survives unrelated edits elsewhere in the file (for accepted survivors)."""
-        return f"{self.path}|{self.operator}|{self.original}|{self.replacement}"
+        return f"{self.path}|{self.operator}|{self.original}|{self.replacement}|{self.context}"
 
     def apply(self, source: str) -> str:
         return source[: self.start] + self.replacement + source[self.end :]
@@ -219,6 +220,7 @@ def mutants_of(path: str, source: str) -> Iterator[Mutant]:
             original=source[start:end],
             replacement=replacement,
             operator=operator,
+            context=source[starts[node.lineno - 1] : starts[node.lineno]].strip(),
         )
         try:
             compile(mutant.apply(source), path, "exec")

@@ -34,12 +34,11 @@ def is_retryable_failure_reason(reason: str) -> bool:
 
 @dataclass(frozen=True)
 class Backoff:
-    """Exponential backoff with full jitter; ``reserve`` seconds of the budget are never used."""
+    """Exponential backoff with full jitter (no sleep ever leaves less than the launch margin)."""
 
     base: float = 0.5
     cap: float = 8.0
     max_attempts: int = 8
-    reserve: float = 5.0
 
     def delay(self, attempt: int, rand: Callable[[], float]) -> float:
         return rand() * min(self.cap, self.base * (2**attempt))
@@ -138,8 +137,9 @@ class Launcher:
                 log("task not started", reason=error, uris=list(batch.uris), retryable=False)
                 return None, f"RunTask failed: {error}"
             delay = self.backoff.delay(attempt, self.rand)
-            if attempt >= self.backoff.max_attempts or self.remaining_seconds() - delay < max(
-                self.backoff.reserve, self.margin()
+            if (
+                attempt >= self.backoff.max_attempts
+                or self.remaining_seconds() - delay < self.margin()
             ):
                 log(
                     "task not started",

@@ -16,6 +16,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 from botocore.retries.standard import ExponentialBackoff
 from iiif_process_ecs.clients import MAX_ATTEMPTS, new_session
+from iiif_process_ecs.launcher import LAUNCH_MARGIN_SECONDS
 from iiif_process_ecs.service import TasksNotStarted, handle_event
 from iiif_process_ecs.settings import SettingsError
 
@@ -316,7 +317,7 @@ def test_retries_stop_inside_the_lambda_time(infra: Infra) -> None:
     ecs, clock = FlakyEcs([CAPACITY] * 50), FakeClock(remaining=12.0)
     with pytest.raises(TasksNotStarted, match="Capacity is unavailable"):
         run(infra, {"uris": ["a.jpg"]}, ecs=ecs, clock=clock)
-    assert clock.remaining >= 5.0  # the reserve is never slept away
+    assert clock.remaining >= LAUNCH_MARGIN_SECONDS  # the margin is never slept away
     assert len(ecs.calls) < 50
 
 

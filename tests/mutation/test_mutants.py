@@ -75,6 +75,11 @@ def test_a_multi_line_expression_is_replaced_whole() -> None:
     assert (mutant.line, mutant.apply(source)) == (2, "ok = (\n    (a <= b)\n)\n")
 
 
+def test_a_mutants_key_tells_apart_equal_changes_on_other_lines() -> None:
+    keys = {m.key for m in mutants_of("m.py", "a = f(True)\nb = g(True)\n")}
+    assert keys == {"m.py|bool|True|False|a = f(True)", "m.py|bool|True|False|b = g(True)"}
+
+
 def test_accepted_survivors_are_read_with_why(tmp_path: Path) -> None:
     path = tmp_path / "accepted.txt"
     path.write_text("# comment\n\nm.py|number|50|51\tthe page size is AWS's, not ours\n")
