@@ -46,3 +46,42 @@ def size_is_right(spec: dict[str, Any], source: tuple[int, int], got: tuple[int,
         fits = got[0] <= box_w and got[1] <= box_h
         return fits and abs(got[0] - width * scale) <= 1 and abs(got[1] - height * scale) <= 1
     raise ValueError(f"size {size!r} is not covered by these expectations")
+
+
+# --- deep zoom (issue #11): what docs/contracts.md, "Deep zoom", says the task publishes -------
+
+
+def _size_text(size: tuple[int, int], full: tuple[int, int], version: int) -> str:
+    """`w,h` (Image API 3) or `w,` (2); `max` (3) or `full` (2) at the image's full size."""
+    if size == full:
+        return "max" if version == 3 else "full"
+    return f"{size[0]},{size[1]}" if version == 3 else f"{size[0]},"
+
+
+def level0_keys(uri: str, info: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """Every object an `info.json` announces, key -> (width, height) in pixels: the tiles at
+    every scale factor (edges clipped), each of `sizes`, and the full image Level 0 requires."""
+    version = 3 if "id" in info else 2
+    width, height = info["width"], info["height"]
+    keys: dict[str, tuple[int, int]] = {}
+    for tiles in info["tiles"]:
+        tile_w = tiles["width"]
+        tile_h = tiles.get("height", tile_w)
+        for scale in tiles["scaleFactors"]:
+            for y in range(0, height, tile_h * scale):
+                for x in range(0, width, tile_w * scale):
+                    region_w = min(tile_w * scale, width - x)
+                    region_h = min(tile_h * scale, height - y)
+                    whole = (x, y, region_w, region_h) == (0, 0, width, height)
+                    region = "full" if whole else f"{x},{y},{region_w},{region_h}"
+                    size = (-(-region_w // scale), -(-region_h // scale))
+                    text = _size_text(size, (width, height), version)
+                    keys[f"{uri}/{region}/{text}/0/default.jpg"] = size
+    for entry in info.get("sizes", []):
+        size = (entry["width"], entry["height"])
+        keys[f"{uri}/full/{_size_text(size, (width, height), version)}/0/default.jpg"] = size
+    keys[f"{uri}/full/{_size_text((width, height), (width, height), version)}/0/default.jpg"] = (
+        width,
+        height,
+    )
+    return keys
