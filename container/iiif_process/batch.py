@@ -247,6 +247,7 @@ class _Worker:
     holds: int = 0  # bytes granted
     publishing: bool = False
     stopped: bool = False  # stopped by the parent (SIGTERM): its image is abandoned
+    cpu: int | None = None  # the CPU its process is pinned to
 
 
 def _signal_name(number: int) -> str:
@@ -279,12 +280,25 @@ class Pool:
     started: list[_Worker] = field(default_factory=list)
     stopping: bool = False
     start_error: str = ""
+    # One CPU per worker process when there are as many workers as CPUs (see start_process).
+    cpus: list[int] = field(default_factory=list)
 
     # --- workers ---
 
+    def _free_cpu(self) -> int | None:
+        taken = {w.cpu for w in self.busy if w.process is not None}
+        return next((cpu for cpu in self.cpus if cpu not in taken), None)
+
     def start_process(self) -> None:
-        """Start a worker process; it gets the job, then its first URI."""
+        """Start a worker process; it gets the job, then its first URI.
+
+        With one worker per CPU, each worker is pinned to a CPU of its own: an unpinned worker
+        is moved between CPUs by the scheduler (with the parent and libvips' threads around it)
+        and refills its caches each time. Measured on 12 x 24 MP with both CPUs busy, in
+        interleaved runs: 0.214 CPU s per image pinned, 0.231 unpinned.
+        """
         parent, child = Pipe()
+        cpu = self._free_cpu()
         env = dict(os.environ)
         # The worker imports what this process imports (the same package, and the module of
         # any store class it is sent), as multiprocessing's spawn does.
@@ -296,6 +310,7 @@ class Pool:
             "-m",
             "iiif_process.worker",
             str(child.fileno()),
+            *([] if cpu is None else [str(cpu)]),
         ]
         # Its stdout goes to stderr: stdout carries only the tool's JSON result.
         try:
@@ -309,7 +324,7 @@ class Pool:
             child.close()
             return
         child.close()
-        worker = _Worker(parent, process=process)
+        worker = _Worker(parent, process=process, cpu=cpu)
         with contextlib.suppress(OSError):  # it died at once: noticed as a dead worker
             parent.send(self.job)
         self._add(worker)
@@ -541,6 +556,9 @@ class Pool:
 
     def run(self, workers: int, processes: bool) -> dict[str, dict[str, Any]]:
         """Start the workers and run until every URI has an outcome."""
+        affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        if processes and workers == len(affinity):
+            self.cpus = affinity
         try:
             for _ in range(workers):
                 if self.stop is not None and self.stop.requested:

@@ -157,6 +157,49 @@ def test_a_single_uri_runs_in_a_worker_process(tmp_path: Path) -> None:
     assert reader != str(os.getpid())
 
 
+class AffinityStore(DiskStore):
+    """A source that notes the CPUs each reading process may run on (pid: cpus per line)."""
+
+    def local_path(self, key: str, max_bytes: int) -> tuple[str, int]:
+        cpus = ",".join(str(cpu) for cpu in sorted(os.sched_getaffinity(0)))
+        with open(os.path.join(self.root, "affinity.txt"), "a") as log:
+            log.write(f"{os.getpid()} {cpus}\n")
+        return super().local_path(key, max_bytes)
+
+
+def _affinities(tmp_path: Path, workers: int) -> dict[str, str]:
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir()
+    out.mkdir()
+    uris = [f"{index}.jpg" for index in range(2 * workers)]
+    for uri in uris:
+        (source / uri).write_bytes(gen.jpeg())
+    settings = Config(
+        source=StoreSpec("disk", path=str(source)),
+        derivatives=StoreSpec("disk", path=str(out)),
+        workers=workers,
+    )
+    store = AffinityStore(str(source))
+    process_uris(uris, settings, INSTRUCTIONS, store, DiskStore(str(out)), ReportOptions())
+    lines = (source / "affinity.txt").read_text().split("\n")
+    return dict(line.split() for line in lines if line)
+
+
+CPUS = sorted(os.sched_getaffinity(0))
+
+
+@pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs")
+def test_with_a_worker_per_cpu_each_worker_runs_on_a_cpu_of_its_own(tmp_path: Path) -> None:
+    affinities = _affinities(tmp_path, len(CPUS))
+    assert sorted(affinities.values()) == [str(cpu) for cpu in CPUS]
+
+
+@pytest.mark.skipif(len(CPUS) < 2, reason="needs two CPUs")
+def test_with_fewer_workers_than_cpus_workers_run_on_every_cpu(tmp_path: Path) -> None:
+    affinities = _affinities(tmp_path, len(CPUS) - 1)
+    assert set(affinities.values()) == {",".join(str(cpu) for cpu in CPUS)}
+
+
 def test_overlapped_rendering_makes_the_same_derivatives(tmp_path: Path) -> None:
     # threads=2 encodes the full-size derivative in a second thread; the bytes must not change.
     source = tmp_path / "src"
