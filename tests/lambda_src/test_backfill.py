@@ -281,6 +281,7 @@ def test_a_success_between_read_and_mark_is_kept(place: Place) -> None:
     result = backfill(place, ledger_client=ChangedAfterRead(task_finishes)).run()
     assert item_of(place.table, "a.jpg")["status"] == "succeeded"  # type: ignore[index]
     assert (result.queued, dict(result.skipped)) == (0, {"unchanged": 1})
+    assert queued_keys(place.queue) == []
 
 
 def test_a_change_that_still_needs_the_key_is_read_again_and_queued(place: Place) -> None:
