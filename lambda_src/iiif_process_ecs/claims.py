@@ -37,10 +37,10 @@ _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 MAX_LEDGER_KEY_BYTES = 2048
 # Recording input outcomes stops when the invocation has less than this left (they are logged).
 OUTCOME_MARGIN_SECONDS = 5.0
-# No claim starts with less than this left: the launches after the claims need the RunTask
-# margin (launcher.LAUNCH_MARGIN_SECONDS) and some time to run, and a claim made too late for
-# its RunTask would only be undone. Keys not claimed go back to the queue (batchItemFailures).
-CLAIM_MARGIN_SECONDS = LAUNCH_MARGIN_SECONDS + 10.0
+# No claim starts with less than claim_margin() left: the launches after the claims need the
+# RunTask margin (launcher.LAUNCH_MARGIN_SECONDS) and some time to run, and a claim made too late
+# for its RunTask would only be undone. Keys not claimed go back to the queue (batchItemFailures).
+CLAIM_HEADROOM_SECONDS = 10.0
 # Threads for the per-key calls (one request each).
 CLAIM_WORKERS = DEFAULT_WORKERS
 
@@ -152,6 +152,15 @@ def head_object(s3: Any, bucket: str | None, key: str) -> tuple[str, int | None,
     return etag, size if isinstance(size, int) else None, "", False
 
 
+def claim_margin(seconds_at_start: float) -> float:
+    """Seconds that must be left to start a claim: the RunTask margin plus headroom for the
+    launches, CLAIM_HEADROOM_SECONDS or half of what the invocation had above the RunTask
+    margin when claims began, whichever is less (20 s with the stack's 60 s timeout; a short
+    timeout that could launch can still claim)."""
+    spare = max(seconds_at_start - LAUNCH_MARGIN_SECONDS, 0.0)
+    return LAUNCH_MARGIN_SECONDS + min(CLAIM_HEADROOM_SECONDS, spare / 2)
+
+
 def claim_keys(
     records: Sequence[ObjectRecord],
     *,
@@ -162,8 +171,8 @@ def claim_keys(
     remaining_seconds: Callable[[], float] | None = None,
 ) -> ClaimPlan:
     """Claim each record's key (one record per key) by the contract's rule, CLAIM_WORKERS
-    claims at once. Once ``remaining_seconds`` falls under CLAIM_MARGIN_SECONDS no further
-    claim starts: those keys go to ``aws_failed`` (back to the queue), named with the reason."""
+    claims at once. Once ``remaining_seconds`` falls under claim_margin() no further claim
+    starts: those keys go to ``aws_failed`` (back to the queue), named with the reason."""
     plan = ClaimPlan()
 
     def head(record: ObjectRecord) -> tuple[str, int | None, str, bool]:
@@ -205,12 +214,13 @@ def claim_keys(
             return str(error)
 
     left: list[float] = []
+    margin = claim_margin(remaining_seconds()) if remaining_seconds is not None else 0.0
 
     def time_left() -> bool:
         if remaining_seconds is None:
             return True
         seconds = remaining_seconds()
-        if seconds < CLAIM_MARGIN_SECONDS:
+        if seconds < margin:
             left.append(seconds)
             return False
         return True
@@ -222,8 +232,7 @@ def claim_keys(
                 {
                     "uri": key,
                     "reason": f"not claimed: {min(left, default=0.0):.1f} s left in this "
-                    f"invocation, under the {CLAIM_MARGIN_SECONDS:g} s margin for claims and "
-                    "RunTask",
+                    f"invocation, under the {margin:g} s margin for claims and RunTask",
                 }
             )
         elif isinstance(result, str):
@@ -242,7 +251,7 @@ def claim_keys(
             "deadline near: keys not claimed",
             level="WARNING",
             seconds_left=round(min(left), 3),
-            margin=CLAIM_MARGIN_SECONDS,
+            margin=margin,
             keys_not_claimed=sum(1 for result in results if result is None),
         )
     log(

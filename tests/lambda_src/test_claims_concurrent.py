@@ -9,8 +9,9 @@ import time
 from typing import Any
 
 import pytest
-from iiif_process_ecs.claims import CLAIM_MARGIN_SECONDS, CLAIM_WORKERS, claim_keys
+from iiif_process_ecs.claims import CLAIM_WORKERS, claim_keys, claim_margin
 from iiif_process_ecs.events import ObjectRecord
+from iiif_process_ecs.launcher import LAUNCH_MARGIN_SECONDS
 from iiif_process_ecs.ledger import Ledger, concurrently
 from iiif_process_ecs.service import handle_event
 from iiif_process_ecs.settings import Settings
@@ -87,12 +88,13 @@ def test_claims_run_concurrently_at_most_claim_workers_at_once(table: str) -> No
 
 
 def test_claims_stop_at_the_deadline_and_return_the_rest(table: str) -> None:
-    """The margin is reached after 30 claims: those 30 are claimed, the other 70 go back to the
-    queue (aws_failed) with the reason, and have no item."""
+    """With 100 s left at first the margin is 20 s; it is reached after 30 claims: those 30 are
+    claimed, the other 70 go back to the queue (aws_failed) with the reason, and have no item."""
     asked = itertools.count()
 
     def remaining() -> float:
-        return 100.0 if next(asked) < 30 else CLAIM_MARGIN_SECONDS - 0.1
+        # The first answer is claim_keys' start, then one per claim.
+        return 100.0 if next(asked) <= 30 else 19.9
 
     plan = claim_keys(
         records(100),
@@ -102,7 +104,10 @@ def test_claims_stop_at_the_deadline_and_return_the_rest(table: str) -> None:
         remaining_seconds=remaining,
     )
     assert (len(plan.claimed), len(plan.aws_failed)) == (30, 70)
-    assert all(e["reason"].startswith("not claimed: 19.9 s left") for e in plan.aws_failed)
+    assert all(
+        e["reason"].startswith("not claimed: 19.9 s left in this invocation, under the 20 s")
+        for e in plan.aws_failed
+    )
     assert [item_of(table, e["uri"]) for e in plan.aws_failed] == [None] * 70
 
 
@@ -110,7 +115,7 @@ def test_an_invocation_without_time_to_claim_returns_every_message(
     infra: Infra, table: str
 ) -> None:
     event = batch(s3_message("m1", "a.jpg"), s3_message("m2", "b.jpg", "c.jpg"))
-    clock = FakeClock(remaining=CLAIM_MARGIN_SECONDS - 1)
+    clock = FakeClock(remaining=LAUNCH_MARGIN_SECONDS - 0.5)
     response = handle_event(
         event,
         clock,
@@ -125,6 +130,15 @@ def test_an_invocation_without_time_to_claim_returns_every_message(
     assert sorted(f["itemIdentifier"] for f in response["batchItemFailures"]) == ["m1", "m2"]
     assert response["launched"] == []
     assert item_of(table, "a.jpg") is None
+
+
+@pytest.mark.parametrize(
+    ("at_start", "margin"), [(59.0, 20.0), (100.0, 20.0), (15.0, 12.5), (11.0, 10.5), (9.0, 10.0)]
+)
+def test_the_claim_margin_leaves_short_timeouts_time_to_claim(
+    at_start: float, margin: float
+) -> None:
+    assert claim_margin(at_start) == margin
 
 
 # -- concurrently -------------------------------------------------------------------------------
