@@ -378,8 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.backfill", description=__doc__)
     parser.add_argument("--keys", type=int, default=KEYS, help=f"objects (default {KEYS:,})")
     parser.add_argument("--workers", type=int, default=WORKERS, help=f"threads (default {WORKERS})")
+    parser.add_argument(
+        "--again", action="store_true", help="also time a second run over the same keys"
+    )
     args = parser.parse_args(argv)
-    figures = measure_backfill(args.keys, args.workers)
+    figures = measure_backfill(args.keys, args.workers, again=args.again)
     print("\n".join(render_backfill(figures)).lstrip("\n"))
     return 0
 
