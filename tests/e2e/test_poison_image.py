@@ -38,8 +38,15 @@ SMALL_TASK = {"cpu": "256", "memoryMiB": "512"}
 
 @pytest.fixture(scope="module")
 def assembly(emulator: LocalAws, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The app synthesized with the smallest Fargate task (256 CPU units, 512 MiB)."""
-    return synth(emulator.aws, tmp_path_factory.mktemp("cdk") / "assembly", SMALL_TASK)
+    """The app synthesized with the smallest Fargate task (256 CPU units, 512 MiB), its
+    `publicBaseUrl` the emulator's CloudFront stand-in (as conftest's)."""
+    assert emulator.distribution is not None
+    return synth(
+        emulator.aws,
+        tmp_path_factory.mktemp("cdk") / "assembly",
+        SMALL_TASK,
+        public_base_url=emulator.distribution.url,
+    )
 
 
 @dataclass
@@ -100,6 +107,8 @@ def test_the_poisons_batch_mates_end_published(outcome: Outcome) -> None:
     for photo in outcome.photos:
         assert outcome.item(photo)["status"] == {"S": "succeeded"}
         assert {derivative_key(photo, spec) for spec in INSTRUCTIONS.values()} <= keys
+        # Tiles are on by default (issue #11): the deep-zoom documents are published too.
+        assert {f"{photo}/info.json", f"{photo}/manifest.json"} <= keys
 
 
 def test_the_poison_ends_failed_after_max_attempts_naming_the_cause(outcome: Outcome) -> None:
