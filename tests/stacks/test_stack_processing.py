@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from stacks.processing import DeepZoom
 from stacks.recipe import TileRecipe, image_recipe
 from tests.stacks.conftest import CUSTOM_BASE_URL, IMAGE_TAG, V2_BASE_URL, Synthesized
 
@@ -239,3 +242,25 @@ def test_task_and_functions_share_one_recipe(default: Synthesized) -> None:
         in function["Properties"].get("Environment", {}).get("Variables", {})
     }
     assert function_recipes == {task_recipe}
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("iiif_api_version", 4),
+        ("tile_size", 63),
+        ("tile_size", True),
+        ("public_base_url", "https://images.example.org/"),
+        ("public_base_url", "images.example.org"),
+    ],
+)
+def test_deep_zoom_props_are_validated(field: str, value: Any) -> None:
+    props: dict[str, Any] = {
+        "tiles": True,
+        "iiif_api_version": 3,
+        "tile_size": 512,
+        "public_base_url": "https://images.example.org",
+        field: value,
+    }
+    with pytest.raises(ValueError, match=field):
+        DeepZoom(**props)
