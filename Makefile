@@ -12,7 +12,7 @@ CDK := JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 node_modules/.bin/cdk
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export PATH := $(CURDIR)/$(BIN):$(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: demo up test lint synth bench mutate image image-test-arm64 image-lock image-push clean
+.PHONY: demo viewer up test lint synth bench mutate image image-test-arm64 image-lock image-push clean
 
 $(STAMP): requirements.txt requirements-dev.txt container/requirements.txt lambda_src/requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ $(NODE_STAMP): package.json package-lock.json
 ## demo: the main job, end to end on an embedded AWS (moto server): deploy, trigger, process.
 demo: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m local_aws.demo
+
+## viewer: after make demo, a page on localhost where each demo image deep-zooms in OpenSeadragon
+## and opens in Mirador from its manifest (both from node_modules; Ctrl-C stops it).
+viewer: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m local_aws.viewer
 
 ## up: deploy the stack on the embedded AWS and keep it running until Ctrl-C; prints the export
 ## lines for another shell. UP_ARGS= passes options, e.g. UP_ARGS="--port 4566 -c queueBatchWindowSeconds=1"

@@ -47,7 +47,7 @@ VENDOR = {
 }
 #: What `make demo` writes for this viewer.
 DEFAULT_SITE = PROJECT_ROOT / "demo-output" / "viewer.json"
-COMMAND = ".venv/bin/python -m local_aws.viewer"
+COMMAND = "make viewer"
 
 
 @dataclass(frozen=True)
