@@ -80,8 +80,10 @@ _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}$"
 )
 
-_TRUE = {"true", "yes", "1", "on"}
-_FALSE = {"false", "no", "0", "off"}
+# Go's strconv.ParseBool words, as the seed's tools, iiif-process and iiif-process-ecs read
+# booleans: one set of words everywhere. (cdk.json may also hold JSON true/false.)
+_TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
+_FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 
 class SettingsError(ValueError):
@@ -213,10 +215,11 @@ def _as_int(key: str, raw: Any) -> int:
 def _as_bool(key: str, raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
-    if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
-        return raw.strip().lower() in _TRUE
+    if isinstance(raw, str) and raw.strip() in _TRUE | _FALSE:
+        return raw.strip() in _TRUE
     raise SettingsError(
-        f"setting {key!r} must be true or false (also yes/no, 1/0, on/off), got {_describe(raw)}"
+        f"setting {key!r} must be true or false (Go's strconv.ParseBool words: "
+        f"1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False), got {_describe(raw)}"
     )
 
 

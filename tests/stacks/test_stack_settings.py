@@ -42,7 +42,7 @@ def test_command_line_strings_are_parsed() -> None:
             "cpu": "2048",
             "memoryMiB": "4096",
             "s3Notifications": "false",
-            "report": "no",
+            "report": "F",
             "assignPublicIp": "0",
             "cpuArchitecture": "arm64",
             "removalPolicy": "DESTROY",
@@ -196,7 +196,7 @@ def test_ledger_and_versioning_settings_parse_strings() -> None:
         {
             "maxAttempts": "10",
             "maxSourceBytes": "0",
-            "sourceVersioning": "off",
+            "sourceVersioning": "FALSE",
             "noncurrentVersionExpirationDays": "0",
         }
     )
@@ -327,10 +327,16 @@ def test_deep_zoom_defaults() -> None:
     ) == (True, 3, 512, None, True)
 
 
+@pytest.mark.parametrize("word", ["yes", "no", "on", "off", "", "tRuE"])
+def test_booleans_are_gos_parsebool_words_only(word: str) -> None:
+    with pytest.raises(SettingsError, match=r"strconv\.ParseBool"):
+        settings_from_context({"tiles": word})
+
+
 def test_deep_zoom_settings_parse_strings() -> None:
     settings = settings_from_context(
         {
-            "tiles": "off",
+            "tiles": "0",
             "iiifApiVersion": "2",
             "tileSize": "1024",
             "publicBaseUrl": " https://images.example.org/iiif ",
