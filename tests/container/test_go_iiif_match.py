@@ -202,8 +202,13 @@ def test_jpeg_quality_defaults_to_75() -> None:
 
 @pytest.mark.parametrize("quality", [100, 90, 40])
 def test_jpeg_quality_setting_sets_the_derivatives_quality(ws: Workspace, quality: int) -> None:
+    # A resized derivative: a full-size JPEG of a JPEG is the source's own bytes, not re-encoded.
     key = ws.put("photo.jpg", gen.jpeg())
-    status, results = ws.run([key], config={"iiif_process": {"jpeg_quality": quality}})
+    status, results = ws.run(
+        [key],
+        instructions={"a": {"size": "!32,32", "format": "jpg"}},
+        config={"iiif_process": {"jpeg_quality": quality}},
+    )
     assert status == 0, results
     assert _luma_dc(ws.read(results[key]["uris"]["a"])) == _ijg_luma_dc(quality)
 
