@@ -17,6 +17,9 @@ from botocore.config import Config
 RETRY_MODE = "standard"
 MAX_ATTEMPTS = 3  # botocore's count: the first call and two retries
 CLIENT_CONFIG = Config(retries={"mode": RETRY_MODE, "total_max_attempts": MAX_ATTEMPTS})
+# For a client whose every call goes through a retry loop of ours (the ledger's), so that a
+# throttled call is not retried by both.
+NO_BOTOCORE_RETRIES = Config(retries={"mode": RETRY_MODE, "total_max_attempts": 1})
 
 
 def new_session(**kwargs: Any) -> boto3.Session:

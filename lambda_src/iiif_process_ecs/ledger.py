@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from .clients import NO_BOTOCORE_RETRIES, new_session
 from .logs import log
 
 STATUSES = ("queued", "started", "succeeded", "failed", "skipped")
@@ -245,16 +246,15 @@ class Ledger:
 
     @property
     def client(self) -> Any:
-        """The DynamoDB client (made on first use; one client shared by all threads)."""
+        """The DynamoDB client (made on first use; one client shared by all threads), with
+        botocore's retries off: :meth:`_call` is the one retry loop of a ledger call."""
         if self._client is None:
             with self._client_lock:
                 if self._client is None:
-                    if self._session is not None:
-                        self._client = self._session.client("dynamodb")
-                    else:
-                        import boto3
-
-                        self._client = boto3.client("dynamodb")
+                    # This class retries throttling itself (its budget and jitter, logged):
+                    # botocore must not retry the same call again underneath.
+                    session = self._session if self._session is not None else new_session()
+                    self._client = session.client("dynamodb", config=NO_BOTOCORE_RETRIES)
         return self._client
 
     # -- calls ---------------------------------------------------------------------------------
