@@ -143,12 +143,14 @@ def test_queued_uploads_delivered_as_one_batch_start_one_task(deployed: Deployed
         for name in names:
             deployed.upload(name, (sample_photos()[0].parent / name).read_bytes())
         delivered = deliver_one_batch(deployed.env.aws, function, queue_url, batch_size=1000)
-    (run,) = deployed.wait_for_tasks()
+    runs = deployed.wait_for_tasks()
 
+    assert len(runs) == 1, [(r.command[-8:], r.exit_code, r.stopped_reason) for r in runs]
+    assert delivered.response["failed"] == [], delivered.response
     assert sorted(e["uri"] for e in delivered.response["launched"]) == sorted(names)
     assert delivered.response["batchItemFailures"] == []
     assert delivered.deleted == delivered.messages >= len(names)
-    assert run.exit_code == 0
+    assert runs[0].exit_code == 0
 
 
 def test_a_task_writes_its_output_to_its_awslogs_stream(deployed: Deployed) -> None:
