@@ -95,3 +95,33 @@ def test_client_token_changes_with_cluster_task_identity_and_nonce() -> None:
     assert pack(settings(task_definition="x:2"), items(["a.jpg"]))[0][0].client_token != base
     assert pack(settings(), [("a.jpg", "a.jpg", "seq2")])[0][0].client_token != base
     assert pack(settings(), items(["a.jpg"]), nonce="run-2")[0][0].client_token != base
+
+
+def _uri_measuring(total: int, prefix: str = "k") -> str:
+    """An ASCII key whose one-URI overrides measure exactly ``total`` characters."""
+    base = measured_length(build_overrides(settings(), [prefix + ".jpg"]))
+    return prefix + "x" * (total - base) + ".jpg"
+
+
+def test_the_default_limit_keeps_512_characters_under_runtasks_8192() -> None:
+    fits = _uri_measuring(8192 - 512)
+    batches, too_large = pack(settings(), items([fits]))
+    assert ([b.uris for b in batches], too_large) == ([(fits,)], [])
+
+
+def test_one_character_over_the_default_limit_is_refused_by_name() -> None:
+    over = _uri_measuring(8192 - 512 + 1)
+    batches, too_large = pack(settings(), items([over]))
+    assert batches == []
+    assert (
+        too_large[0][1] == f"the task command for this URI alone measures {7681} > 7680 characters"
+    )
+
+
+def test_a_batch_measuring_exactly_the_limit_is_not_split() -> None:
+    one = measured_length(build_overrides(settings(), ["a.jpg"]))
+    two = measured_length(build_overrides(settings(), ["a.jpg", "b.jpg"]))
+    batches, _ = pack(settings(), items(["a.jpg", "b.jpg"]), limit=two)
+    assert [len(b.uris) for b in batches] == [2]
+    batches, _ = pack(settings(), items(["a.jpg", "b.jpg"]), limit=two - 1)
+    assert ([len(b.uris) for b in batches], one <= two - 1) == ([1, 1], True)
