@@ -11,6 +11,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from local_aws.cfn_alarms import template_alarms
 from local_aws.cfn_task_definition import full_task_definitions
 from local_aws.distribution import LocalDistribution, local_distribution
 from local_aws.ecs_client_token import run_task_client_tokens
@@ -153,6 +154,7 @@ def local_aws(
         stack.enter_context(real_lambda_handlers(aws, on_invocation=record))
         stack.enter_context(run_task_client_tokens())
         stack.enter_context(full_task_definitions())
+        stack.enter_context(template_alarms())
         pollers = stack.enter_context(
             lambda_pollers(aws, batch_window_cap=batch_window_cap, on_batch=on_batch)
         )
