@@ -5,7 +5,7 @@ CloudFormation support"), so the embedded AWS would have the stack's topic and n
 it, and `iiif-process-ecs -mode status` would find none. While `template_alarms` is active, an
 alarm resource is passed to moto's own PutMetricAlarm, as CloudFormation passes it to CloudWatch
 (its properties arrive with `Ref` and `Fn::GetAtt` already resolved by moto). moto never
-evaluates alarms: they stay `INSUFFICIENT_DATA` unless a test sets their state.
+evaluates alarms: they keep the state moto gives a new alarm (`OK`) unless a test sets one.
 """
 
 from __future__ import annotations
