@@ -212,6 +212,11 @@ class ClaimResult:
     item: Mapping[str, Any] | None = None
 
 
+def condition_failed(error: ClientError) -> bool:
+    """Whether a conditional write was refused because its condition did not hold."""
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
 class Ledger:
     """The ledger table. ``client`` is a boto3 DynamoDB client, created lazily when None.
 
@@ -270,9 +275,9 @@ class Ledger:
             try:
                 return getattr(self.client, operation)(**kwargs)
             except ClientError as error:
-                code = error.response.get("Error", {}).get("Code", "")
-                if code == "ConditionalCheckFailedException":
+                if condition_failed(error):
                     raise
+                code = error.response.get("Error", {}).get("Code", "")
                 if code not in THROTTLE_CODES or attempt >= self.retries:
                     message = error.response.get("Error", {}).get("Message", "")
                     raise LedgerError(
@@ -502,7 +507,7 @@ class Ledger:
                 condition_names=condition_names,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 # The item changed since it was read: another claim won. What it holds now is
                 # unknown (item None), so the caller cannot take it as a task already running.
                 return ClaimResult(uri, False, ALREADY_STARTED, item=None)
@@ -563,7 +568,7 @@ class Ledger:
         try:
             self._call("put_item", **kwargs)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -606,7 +611,7 @@ class Ledger:
                 return_item=False,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -640,7 +645,7 @@ class Ledger:
                 return_item=False,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -673,7 +678,7 @@ class Ledger:
                 condition_values=values,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return None
             raise
 
@@ -738,7 +743,7 @@ class Ledger:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -758,7 +763,7 @@ class Ledger:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
