@@ -32,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import metrics
-from .batch import DEFAULT_STOP_SECONDS, StopSignal, process_uris
+from .batch import process_uris
 from .config import (
     DEFAULT_IIIF_API_VERSION,
     DEFAULT_TILE_SIZE,
@@ -48,10 +48,12 @@ from .config import (
     with_overrides,
 )
 from .defaults import DEFAULTS_SCHEME, default_config, default_instructions
+from .documents import load_document, load_file
 from .errors import ConfigError, IIIFProcessError
 from .ledger import Ledger
 from .logs import setup_logging
 from .params import Instruction, parse_instructions
+from .pool import DEFAULT_STOP_SECONDS, StopSignal
 from .process import ReportOptions
 from .publish import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from .report import REPORT_TEMPLATE, SEED_REPORT_NAME
@@ -213,41 +215,6 @@ def environment_defaults(environ: Mapping[str, str]) -> dict[str, str]:
     return {flag: environ[var] for flag, var in names.items() if environ.get(var)}
 
 
-def _read_json(location: str, data: bytes) -> Any:
-    try:
-        return json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{location} is not valid JSON: {exc}") from None
-
-
-def _read_file(path: str) -> bytes:
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def load_document(source: str, name: str, defaults: Any) -> Any:
-    """Load a JSON document from ``defaults://``, a directory (``file:///DIR`` or a path) or a
-    bucket (``s3blob://BUCKET?region=R&prefix=P``, ``s3://BUCKET/PREFIX``)."""
-    if source.startswith(DEFAULTS_SCHEME):
-        return defaults
-    scheme = urlsplit(source).scheme
-    if scheme in ("s3", "s3blob"):
-        try:
-            data = open_store(parse_store_uri(source)).read(name)
-        except IIIFProcessError as exc:
-            raise ConfigError(f"cannot read {name} from {source}: {exc}") from None
-        return _read_json(f"{source} {name}", data)
-    if scheme == "file":
-        source = urlsplit(source).path
-    elif scheme:
-        raise ConfigError(f"unsupported source {source!r} for {name}")
-    path = os.path.join(source, name)
-    return _read_json(path, _read_file(path))
-
-
 def _int_option(args: Arguments, env: Mapping[str, str], name: str) -> int | None:
     value = args.get(name, env.get(name))
     if value is None:
@@ -338,7 +305,7 @@ def load_settings(
 ) -> tuple[Config, tuple[Instruction, ...], ReportOptions]:
     """Read the config and instructions named on the command line, with every override."""
     if args.get("config"):
-        config_data = _read_json(args.get("config") or "", _read_file(args.get("config") or ""))
+        config_data = load_file(args.get("config") or "")
     else:
         config_data = load_document(
             args.get("config-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,
@@ -346,8 +313,7 @@ def load_settings(
             default_config(),
         )
     if args.get("instructions"):
-        path = args.get("instructions") or ""
-        instruction_data = _read_json(path, _read_file(path))
+        instruction_data = load_file(args.get("instructions") or "")
     else:
         instruction_data = load_document(
             args.get("instructions-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,

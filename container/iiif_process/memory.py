@@ -190,6 +190,13 @@ def check_fits(amount: int, budget: int, what: str = "") -> None:
         )
 
 
+def admits(used: int, amount: int, budget: int) -> bool:
+    """The admission rule, for threads in one process and for the parent of worker processes:
+    a decode of ``amount`` bytes may start while ``used`` bytes of ``budget`` are held when it
+    fits beside them, or when nothing is held (so an image of the whole budget runs, alone)."""
+    return used == 0 or used + amount <= budget
+
+
 class MemoryGate:
     """Admits decodes while their estimated memory fits a budget, so parallel images never
     decode more than the task holds; an image bigger than the whole budget is refused with
@@ -205,7 +212,7 @@ class MemoryGate:
         """Hold ``amount`` bytes of the budget for the duration of the block."""
         check_fits(amount, self.budget, what)
         with self._cond:
-            self._cond.wait_for(lambda: self.used == 0 or self.used + amount <= self.budget)
+            self._cond.wait_for(lambda: admits(self.used, amount, self.budget))
             self.used += amount
         try:
             yield

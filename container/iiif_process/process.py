@@ -7,10 +7,10 @@ Level 0 tiles, ``info.json`` and Presentation 3 manifest (:mod:`iiif_process.dee
 image's objects are written by a bounded pool (:mod:`iiif_process.publish`): derivatives and tiles,
 then ``info.json`` and ``manifest.json``, the report last.
 
-A batch of URIs runs in worker processes (:mod:`iiif_process.batch`), which call
-:func:`process_uri` for one image at a time; an image with CPUs to spare encodes its full-size
-derivatives in a second thread while the resized ones are made (libvips releases the GIL; the JPEG
-encoder is serial).
+A batch of URIs (:mod:`iiif_process.batch`) runs in worker processes (:mod:`iiif_process.pool`),
+which call :func:`process_uri` for one image at a time; an image with CPUs to spare encodes its
+full-size derivatives in a second thread while the resized ones are made (libvips releases the
+GIL; the JPEG encoder is serial).
 """
 
 from __future__ import annotations
@@ -241,10 +241,3 @@ def process_uri(
         },
     )
     return result
-
-
-def process_uris(*args: Any, **kwargs: Any) -> dict[str, dict[str, Any]]:
-    """:func:`iiif_process.batch.process_uris` (the batch: worker processes, SIGTERM, ledger)."""
-    from .batch import process_uris as run_batch
-
-    return run_batch(*args, **kwargs)

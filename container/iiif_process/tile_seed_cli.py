@@ -26,9 +26,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .cli import environment_defaults, load_document
+from .cli import environment_defaults
 from .config import GO_FALSE, GO_TRUE, Config, parse_config, with_overrides
 from .defaults import DEFAULTS_SCHEME, default_config
+from .documents import load_document
 from .errors import ConfigError, IIIFProcessError
 from .logs import setup_logging
 from .stores import open_store, safe_key

@@ -1,6 +1,6 @@
 """A worker process of a batch: ``python -m iiif_process.worker FD [CPU]``.
 
-Started by :class:`iiif_process.batch.Pool` with one end of a socket pair as file descriptor
+Started by :class:`iiif_process.pool.Pool` with one end of a socket pair as file descriptor
 ``FD`` (and, with one worker per CPU, the ``CPU`` to run on): it receives its job, then processes
 one URI at a time until told to exit (or the parent goes away). SIGTERM and SIGINT are the
 parent's to act on (it stops the batch and decides what happens to this worker's image); the
@@ -50,8 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = conn.recv()
     except (EOFError, OSError):
         return 0
-    from .batch import serve
     from .logs import setup_logging
+    from .pool import serve
     from .transform import configure_vips
 
     if job.log_level is not None:

@@ -17,10 +17,11 @@ from typing import Any, BinaryIO
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from iiif_process.batch import process_uris
 from iiif_process.config import Config, StoreSpec
 from iiif_process.ledger import Ledger
 from iiif_process.params import parse_instructions
-from iiif_process.process import ReportOptions, process_uris
+from iiif_process.process import ReportOptions
 from iiif_process.stores import DiskStore, Downloaded, MemoryStore, S3Store
 from moto import mock_aws
 from moto.server import ThreadedMotoServer

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from iiif_process import metrics
-from iiif_process.batch import image_metrics
+from iiif_process.pool import image_metrics
 
 from . import iiif_images as gen
 from .conftest import Workspace

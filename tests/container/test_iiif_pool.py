@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 import pyvips
-from iiif_process.batch import ABANDONED, Pool, StopSignal, WorkerJob, _Worker
+from iiif_process.batch import WorkerJob, process_uris
 from iiif_process.config import Config, StoreSpec
 from iiif_process.params import parse_instructions
-from iiif_process.process import ReportOptions, process_uri, process_uris
+from iiif_process.pool import ABANDONED, Pool, StopSignal, _Worker
+from iiif_process.process import ReportOptions, process_uri
 from iiif_process.stores import DiskStore, MemoryStore
 
 from . import iiif_images as gen

@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from iiif_process.batch import ABANDONED
 from iiif_process.defaults import DEFAULT_INSTRUCTIONS
+from iiif_process.pool import ABANDONED
 
 from . import iiif_images as gen
 from .conftest import Workspace
