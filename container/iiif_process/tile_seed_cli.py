@@ -26,8 +26,9 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .cli import environment_defaults
-from .config import GO_FALSE, GO_TRUE, Config, parse_config, with_overrides
+from . import arguments
+from .arguments import Arguments, UsageError, environment_defaults
+from .config import Config, parse_config, with_overrides
 from .defaults import DEFAULTS_SCHEME, default_config
 from .documents import load_document
 from .errors import ConfigError, IIIFProcessError
@@ -92,56 +93,20 @@ FLAGS: dict[str, tuple[bool, str]] = {
     "h": (False, "print this help"),
     "help": (False, "print this help"),
 }
-_TRUE = GO_TRUE  # Go's strconv.ParseBool, as go-iiif's flags
-_FALSE = GO_FALSE
-
-
-class UsageError(Exception):
-    """The command line is malformed."""
 
 
 def usage() -> str:
     """The help text."""
-    lines = [(__doc__ or "").strip(), "", "Flags:"]
-    for name, (takes, text) in FLAGS.items():
-        lines.append(f"  -{name}{' VALUE' if takes else ''}\n        {text}")
-    return "\n".join(lines)
+    return arguments.usage(__doc__, FLAGS)
 
 
-def parse_args(argv: Sequence[str]) -> tuple[dict[str, str], list[str]]:
-    """Go-style flags (last value wins) then positional arguments."""
-    values: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            return values, list(argv[i + 1 :])
-        if not arg.startswith("-") or arg == "-":
-            return values, list(argv[i:])
-        name, has_value, value = arg.lstrip("-").partition("=")
-        if arg.startswith("---") or name not in FLAGS:
-            raise UsageError(f"flag provided but not defined: {arg.split('=', 1)[0]}")
-        if FLAGS[name][0]:
-            if not has_value:
-                i += 1
-                if i >= len(argv):
-                    raise UsageError(f"flag needs an argument: -{name}")
-                value = argv[i]
-        elif not has_value:
-            value = "true"
-        elif value not in _TRUE | _FALSE:
-            raise UsageError(f"invalid boolean value {value!r} for -{name}")
-        values[name] = value
-        i += 1
-    return values, []
+def parse_args(argv: Sequence[str]) -> Arguments:
+    """This tool's command line (:func:`~.arguments.parse` with :data:`FLAGS`)."""
+    return arguments.parse(argv, FLAGS)
 
 
-def _flag(values: Mapping[str, str], name: str) -> bool:
-    return values.get(name, "false") in _TRUE
-
-
-def _int(values: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    text = values.get(name)
+def _int(args: Arguments, name: str, default: int, low: int, high: int) -> int:
+    text = args.get(name)
     if text is None:
         return default
     try:
@@ -153,12 +118,12 @@ def _int(values: Mapping[str, str], name: str, default: int, low: int, high: int
     return number
 
 
-def tile_options(values: Mapping[str, str]) -> TileOptions:
+def tile_options(args: Arguments) -> TileOptions:
     """The tile settings of the command line, checked."""
-    version = values.get("api-version", str(DEFAULT_API_VERSION))
+    version = args.get("api-version", str(DEFAULT_API_VERSION))
     if version not in ("2", "3"):
         raise UsageError(f"-api-version must be 2 or 3, not {version!r}")
-    text = values.get("scale-factors", "auto").strip()
+    text = args.get("scale-factors", "auto").strip()
     factors: tuple[int, ...] = ()
     if text != "auto":
         try:
@@ -172,35 +137,36 @@ def tile_options(values: Mapping[str, str]) -> TileOptions:
     try:
         return TileOptions(
             api_version=int(version),
-            tile_size=_int(values, "tile-size", DEFAULT_TILE_SIZE, 1, MAX_TILE_SIZE),
+            tile_size=_int(args, "tile-size", DEFAULT_TILE_SIZE, 1, MAX_TILE_SIZE),
             scale_factors=factors,
-            format=values.get("format", "jpg"),
-            quality=values.get("quality", "default"),
+            format=args.get("format", "jpg"),
+            quality=args.get("quality", "default"),
         )
     except IIIFProcessError as exc:
         raise UsageError(str(exc)) from None
 
 
-def identifiers(values: Mapping[str, str], arguments: Sequence[str]) -> list[tuple[str, str]]:
-    """(SOURCE, TARGET) pairs from the arguments (``-mode cli``) or CSV files (``-mode csv``).
+def identifiers(args: Arguments) -> list[tuple[str, str]]:
+    """(SOURCE, TARGET) pairs from the positional arguments (``-mode cli``) or the CSV files
+    they name (``-mode csv``).
 
     In cli mode an argument with one comma is ``SOURCE,TARGET``; a key that itself holds a comma
     is given through a CSV file.
     """
-    mode = values.get("mode", "cli")
+    mode = args.get("mode", "cli")
     pairs: list[tuple[str, str]] = []
     if mode == "cli":
-        for argument in arguments:
+        for argument in args.positional:
             source, comma, target = argument.partition(",")
             if comma and "," in target:
                 raise UsageError(f"identifier {argument!r} has more than one comma (use -mode csv)")
             pairs.append((source, target or source))
     elif mode == "csv":
-        for path in arguments:
+        for path in args.positional:
             pairs += _csv_identifiers(path)
     else:
         raise UsageError(f"-mode must be cli or csv, not {mode!r}")
-    if _flag(values, "no-extension"):
+    if args.flag("no-extension"):
         pairs = [(source, _without_extension(target)) for source, target in pairs]
     return pairs
 
@@ -227,17 +193,17 @@ def _without_extension(target: str) -> str:
     return posixpath.join(head, stem) if ext and stem else target
 
 
-def load_config(values: Mapping[str, str], env: Mapping[str, str]) -> Config:
+def load_config(args: Arguments, env: Mapping[str, str]) -> Config:
     """The go-iiif config named on the command line, with the store and limit overrides."""
     data = load_document(
-        values.get("config-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,
-        values.get("config-name", "config.json") or "config.json",
+        args.get("config-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,
+        args.get("config-name", "config.json") or "config.json",
         default_config(),
     )
     if isinstance(data, dict):
         data = dict(data)
-        source = values.get("config-images-source-uri", env.get("config-images-source-uri"))
-        cache = values.get("config-derivatives-cache-uri", env.get("config-derivatives-cache-uri"))
+        source = args.get("config-images-source-uri", env.get("config-images-source-uri"))
+        cache = args.get("config-derivatives-cache-uri", env.get("config-derivatives-cache-uri"))
         if source:
             data["images"] = {**(data.get("images") or {}), "source": {"uri": source}}
         if cache:
@@ -255,19 +221,19 @@ def load_config(values: Mapping[str, str], env: Mapping[str, str]) -> Config:
 
 def run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, dict[str, Any]]:
     """Run the seeder; returns the exit status and the stdout object (keyed by SOURCE)."""
-    values, arguments = parse_args(argv)
-    options = tile_options(values)
-    workers = _int(values, "processes", DEFAULT_PROCESSES, 1, 256)
-    endpoint = values.get("endpoint", DEFAULT_ENDPOINT)
+    args = parse_args(argv)
+    options = tile_options(args)
+    workers = _int(args, "processes", DEFAULT_PROCESSES, 1, 256)
+    endpoint = args.get("endpoint", DEFAULT_ENDPOINT)
     if not endpoint.startswith(("http://", "https://")):
         raise UsageError(f"-endpoint must be an http:// or https:// URL, not {endpoint!r}")
-    pairs = identifiers(values, arguments)
+    pairs = identifiers(args)
     if not pairs:
         raise UsageError("no identifiers given")
     env = environment_defaults(environ)
     results: dict[str, Any] = {}
     try:
-        config = load_config(values, env)
+        config = load_config(args, env)
         source, store = open_store(config.source), open_store(config.derivatives)
     except IIIFProcessError as exc:
         log.error("cannot start", extra={"error": str(exc)})
@@ -277,7 +243,7 @@ def run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, dict[str,
         try:
             safe_key(src)
             safe_key(target)
-            if not _flag(values, "refresh") and already_seeded(store, target):
+            if not args.flag("refresh") and already_seeded(store, target):
                 results[src] = {
                     "origin": src,
                     "target": target,
@@ -298,14 +264,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point of ``iiif-tile-seed``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        values, _ = parse_args(argv)
+        args = parse_args(argv)
     except UsageError as exc:
         print(f"{exc}\n\n{usage()}", file=sys.stderr)
         return 2
-    if _flag(values, "h") or _flag(values, "help"):
+    if args.flag("h") or args.flag("help"):
         print(usage())
         return 0
-    setup_logging(_flag(values, "verbose"))
+    setup_logging(args.flag("verbose"))
     try:
         status, results = run(argv, os.environ)
     except UsageError as exc:

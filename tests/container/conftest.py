@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import pyvips
-from iiif_process.cli import run
+from iiif_process.process_cli import run
 
 ONE_JPG = {"a": {"size": "full", "format": "jpg"}}
 

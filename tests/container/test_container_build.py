@@ -106,7 +106,7 @@ def test_final_stage_links_bin_iiif_process_to_the_console_script_and_defaults_t
 def test_image_and_dev_install_have_the_same_console_scripts() -> None:
     image = tomllib.loads((CONTAINER / "pyproject.toml").read_text())["project"]["scripts"]
     dev = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
-    assert image["iiif-process"] == "iiif_process.cli:main"
+    assert image["iiif-process"] == "iiif_process.process_cli:main"
     assert image == {
         name: entry for name, entry in dev.items() if entry.startswith("iiif_process.")
     }

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from iiif_process.cli import UsageError, main, parse_args, run
+from iiif_process.process_cli import UsageError, main, parse_args, run
 
 from . import iiif_images as gen
 from .conftest import Workspace

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 import pyvips
 from iiif_process import deepzoom, process, transform
-from iiif_process.cli import Arguments, deep_zoom_settings, main, parse_args
 from iiif_process.config import Config, DeepZoom, StoreSpec
 from iiif_process.errors import ConfigError
 from iiif_process.memory import MemoryGate
 from iiif_process.params import parse_instructions
 from iiif_process.process import ReportOptions, process_uri
+from iiif_process.process_cli import Arguments, deep_zoom_settings, main, parse_args
 from iiif_process.stores import MemoryStore
 from iiif_process.tile_seed_cli import run as seed_run
 
@@ -290,7 +290,7 @@ def test_pipeline_info_json_passes_the_iiif_validator_level_0(
 
 def ws_run(source: Path, out: Path, key: str, api: str, base: str) -> tuple[int, dict[str, Any]]:
     """iiif-process (go-iiif v8 flags) from ``source`` into ``out`` with tiles on."""
-    from iiif_process.cli import run
+    from iiif_process.process_cli import run
 
     instructions = out.parent / "instructions"
     instructions.mkdir(exist_ok=True)

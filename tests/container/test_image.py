@@ -209,7 +209,7 @@ def test_bin_iiif_process_is_pips_console_script(image: str) -> None:
     link, *script = result.stdout.splitlines()
     assert link == "/opt/venv/bin/iiif-process"
     assert script[0] == "#!/opt/venv/bin/python"
-    assert "from iiif_process.cli import main" in script
+    assert "from iiif_process.process_cli import main" in script
 
 
 PROBE = (

@@ -27,17 +27,15 @@ import math
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from . import metrics
+from . import arguments, metrics
+from .arguments import ENVIRONMENT, Arguments, UsageError, environment_defaults
 from .batch import process_uris
 from .config import (
     DEFAULT_IIIF_API_VERSION,
     DEFAULT_TILE_SIZE,
-    GO_FALSE,
-    GO_TRUE,
     MAX_TILE_SIZE,
     MIN_TILE_SIZE,
     Config,
@@ -59,7 +57,7 @@ from .publish import DEFAULT_CONCURRENCY, MAX_CONCURRENCY
 from .report import REPORT_TEMPLATE, SEED_REPORT_NAME
 from .stores import open_store
 
-log = logging.getLogger("iiif_process.cli")
+log = logging.getLogger("iiif_process.process_cli")
 
 # name → (takes a value, help)
 FLAGS: dict[str, tuple[bool, str]] = {
@@ -130,89 +128,16 @@ FLAGS: dict[str, tuple[bool, str]] = {
     "h": (False, "print this help"),
     "help": (False, "print this help"),
 }
-_TRUE = GO_TRUE
-_FALSE = GO_FALSE
-
-
-class UsageError(Exception):
-    """The command line is malformed."""
-
-
-@dataclass
-class Arguments:
-    """Parsed command line: flag values (lists for repeated flags) and positional URIs."""
-
-    values: dict[str, list[str]] = field(default_factory=dict)
-    positional: list[str] = field(default_factory=list)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """The last value of a flag, or ``default``."""
-        return self.values[name][-1] if name in self.values else default
-
-    def flag(self, name: str) -> bool:
-        """A boolean flag's value."""
-        value = self.get(name)
-        return value is not None and value in _TRUE
 
 
 def usage() -> str:
     """The help text."""
-    lines = [__doc__.strip(), "", "Flags:"]
-    for name, (takes, text) in FLAGS.items():
-        lines.append(f"  -{name}{' VALUE' if takes else ''}\n        {text}")
-    return "\n".join(lines)
+    return arguments.usage(__doc__, FLAGS)
 
 
 def parse_args(argv: Sequence[str]) -> Arguments:
-    """Parse Go-style flags (``-f``, ``--f``, ``-f v``, ``-f=v``) then positional URIs."""
-    args = Arguments()
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        if arg == "--":
-            args.positional.extend(argv[i + 1 :])
-            break
-        if not arg.startswith("-") or arg == "-":
-            args.positional.extend(argv[i:])
-            break
-        name, has_value, value = arg.lstrip("-").partition("=")
-        if arg.startswith("---") or name not in FLAGS:
-            raise UsageError(f"flag provided but not defined: {arg.split('=', 1)[0]}")
-        takes_value, _ = FLAGS[name]
-        if takes_value:
-            if not has_value:
-                i += 1
-                if i >= len(argv):
-                    raise UsageError(f"flag needs an argument: -{name}")
-                value = argv[i]
-        elif not has_value:
-            value = "true"
-        elif value not in _TRUE | _FALSE:
-            raise UsageError(f"invalid boolean value {value!r} for -{name}")
-        args.values.setdefault(name, []).append(value)
-        i += 1
-    return args
-
-
-def environment_defaults(environ: Mapping[str, str]) -> dict[str, str]:
-    """The one place the environment is read: defaults for flags the command line did not set."""
-    names = {
-        "config-images-source-uri": "IIIF_CONFIG_IMAGES_SOURCE_URI",
-        "config-derivatives-cache-uri": "IIIF_CONFIG_DERIVATIVES_CACHE_URI",
-        "max-pixels": "IIIF_PROCESS_MAX_PIXELS",
-        "max-source-bytes": "IIIF_PROCESS_MAX_SOURCE_BYTES",
-        "workers": "IIIF_PROCESS_WORKERS",
-        "stop-seconds": "IIIF_PROCESS_STOP_SECONDS",
-        "tiles": "IIIF_PROCESS_TILES",
-        "iiif-api-version": "IIIF_PROCESS_IIIF_API_VERSION",
-        "tile-size": "IIIF_PROCESS_TILE_SIZE",
-        "public-base-url": "IIIF_PROCESS_PUBLIC_BASE_URL",
-        "publish-concurrency": "IIIF_PROCESS_PUBLISH_CONCURRENCY",
-        # Not flags: the ledger table (unset: nothing is written) and the recipe recorded there.
-        "ledger-table": "IIIF_PROCESS_LEDGER_TABLE",
-        "recipe": "IIIF_PROCESS_RECIPE",
-    }
-    return {flag: environ[var] for flag, var in names.items() if environ.get(var)}
+    """This tool's command line (:func:`~.arguments.parse` with :data:`FLAGS`)."""
+    return arguments.parse(argv, FLAGS)
 
 
 def _int_option(args: Arguments, env: Mapping[str, str], name: str) -> int | None:
@@ -241,21 +166,11 @@ def _seconds_option(args: Arguments, env: Mapping[str, str], name: str, default:
     return number
 
 
-# The environment variable behind each deep-zoom flag (errors name where a bad value came from).
-_DEEP_ZOOM_VARIABLES = {
-    "tiles": "IIIF_PROCESS_TILES",
-    "iiif-api-version": "IIIF_PROCESS_IIIF_API_VERSION",
-    "tile-size": "IIIF_PROCESS_TILE_SIZE",
-    "public-base-url": "IIIF_PROCESS_PUBLIC_BASE_URL",
-    "publish-concurrency": "IIIF_PROCESS_PUBLISH_CONCURRENCY",
-}
-
-
 def _setting(args: Arguments, env: Mapping[str, str], name: str) -> tuple[str | None, str]:
     """A setting's value, the flag winning over the environment, and where it came from."""
     if args.get(name) is not None:
         return args.get(name), f"-{name}"
-    return env.get(name), _DEEP_ZOOM_VARIABLES[name]
+    return env.get(name), ENVIRONMENT[name]
 
 
 def _ranged(args: Arguments, env: Mapping[str, str], name: str, low: int, high: int) -> int | None:
