@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .config import GO_FALSE, GO_TRUE
+from .errors import ConfigError
 
 # A tool's flags: name → (takes a value, help).
 Flags = Mapping[str, tuple[bool, str]]
@@ -102,3 +103,26 @@ def environment_defaults(environ: Mapping[str, str]) -> dict[str, str]:
     """The one place the environment is read: defaults for settings the command line did not
     set, keyed by flag name (an empty variable counts as unset)."""
     return {flag: environ[var] for flag, var in ENVIRONMENT.items() if environ.get(var)}
+
+
+def setting(args: Arguments, env: Mapping[str, str], name: str) -> tuple[str | None, str]:
+    """A setting's value, the flag winning over the environment (:func:`environment_defaults`),
+    and where it came from (``-flag`` or the variable), for error messages."""
+    if args.get(name) is not None:
+        return args.get(name), f"-{name}"
+    return env.get(name), ENVIRONMENT[name]
+
+
+def count(args: Arguments, env: Mapping[str, str], name: str) -> int | None:
+    """A whole number >= 0 from the flag or the environment (None: neither sets it); anything
+    else is a :class:`~.errors.ConfigError` naming where it came from and the value."""
+    value, origin = setting(args, env, name)
+    if value is None:
+        return None
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigError(f"{origin} must be an integer, not {value!r}") from None
+    if number < 0:
+        raise ConfigError(f"{origin} must not be negative, not {value!r}")
+    return number

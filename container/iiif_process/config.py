@@ -344,20 +344,15 @@ def parse_config(data: Any) -> Config:
 def with_overrides(
     config: Config,
     *,
-    source_uri: str | None = None,
-    derivatives_uri: str | None = None,
     max_pixels: int | None = None,
     workers: int | None = None,
     max_source_bytes: int | None = None,
     deep_zoom: DeepZoom | None = None,
     publish_concurrency: int | None = None,
 ) -> Config:
-    """Apply command-line / environment overrides (``-config-images-source-uri`` etc.)."""
+    """Apply command-line / environment overrides of the tool's settings (the stores are
+    replaced in the document before parsing: :func:`~.documents.load_config_document`)."""
     changes: dict[str, Any] = {}
-    if source_uri:
-        changes["source"] = parse_store_uri(source_uri)
-    if derivatives_uri:
-        changes["derivatives"] = parse_store_uri(derivatives_uri)
     if max_pixels is not None:
         changes["max_pixels"] = max_pixels
     if workers is not None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from .arguments import Arguments
 from .config import parse_store_uri
-from .defaults import DEFAULTS_SCHEME
+from .defaults import DEFAULTS_SCHEME, default_config
 from .errors import ConfigError, IIIFProcessError
 from .stores import open_store
 
@@ -56,3 +58,28 @@ def load_document(source: str, name: str, defaults: Any) -> Any:
     elif scheme:
         raise ConfigError(f"unsupported source {source!r} for {name}")
     return load_file(os.path.join(source, name))
+
+
+def load_config_document(args: Arguments, env: Mapping[str, str]) -> Any:
+    """The go-iiif config document the command line names (the seed's ``-config PATH``, else
+    ``-config-source`` and ``-config-name``), its ``images.source`` and ``derivatives.cache``
+    replaced by ``-config-images-source-uri`` and ``-config-derivatives-cache-uri`` (flag, else
+    environment). Replaced before parsing, so a placeholder in a replaced block is no error."""
+    if args.get("config"):
+        data = load_file(args.get("config") or "")
+    else:
+        data = load_document(
+            args.get("config-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,
+            args.get("config-name", "config.json") or "config.json",
+            default_config(),
+        )
+    if not isinstance(data, dict):
+        return data  # parse_config says what is wrong with it
+    data = dict(data)
+    source = args.get("config-images-source-uri", env.get("config-images-source-uri"))
+    cache = args.get("config-derivatives-cache-uri", env.get("config-derivatives-cache-uri"))
+    if source:
+        data["images"] = {**(data.get("images") or {}), "source": {"uri": source}}
+    if cache:
+        data["derivatives"] = {**(data.get("derivatives") or {}), "cache": {"uri": cache}}
+    return data

@@ -26,9 +26,6 @@ PROCESS_BASELINE = 150 << 20
 IMAGE_SHARE = 0.85
 # The smallest budget ever used (a tiny limit still processes small images).
 MIN_BUDGET = 256 << 20
-# What one image holds at its peak, per byte of decoded pixels: the decode plus the working
-# copies libvips makes while resizing and converting (measured: 100 MP RGB peaks at about 1.15).
-DECODE_FACTOR = 1.25
 # cgroup v1 writes "no limit" as a huge page-aligned number.
 _UNLIMITED_V1 = 1 << 62
 
@@ -150,12 +147,6 @@ def memory_budget(processes: int = 1, limit: int | None = None) -> int:
     total = memory_limit() if limit is None else limit
     free = total - PROCESS_BASELINE * max(1, processes)
     return max(MIN_BUDGET, int(free * IMAGE_SHARE))
-
-
-def decode_estimate(decoded_bytes: int, held_bytes: int = 0) -> int:
-    """The memory one image needs at its peak: its decoded pixels with libvips' working copies,
-    plus ``held_bytes`` of the encoded source still held in memory."""
-    return int(decoded_bytes * DECODE_FACTOR) + max(0, held_bytes)
 
 
 def decoded_size(width: int, height: int, bands: int, sample_format: str) -> int:

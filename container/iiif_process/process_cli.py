@@ -31,7 +31,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import arguments, metrics
-from .arguments import ENVIRONMENT, Arguments, UsageError, environment_defaults
+from .arguments import Arguments, UsageError, count, environment_defaults, setting
 from .batch import process_uris
 from .config import (
     DEFAULT_IIIF_API_VERSION,
@@ -45,8 +45,8 @@ from .config import (
     parse_store_uri,
     with_overrides,
 )
-from .defaults import DEFAULTS_SCHEME, default_config, default_instructions
-from .documents import load_document, load_file
+from .defaults import DEFAULTS_SCHEME, default_instructions
+from .documents import load_config_document, load_document, load_file
 from .errors import ConfigError, IIIFProcessError
 from .ledger import Ledger
 from .logs import setup_logging
@@ -140,19 +140,6 @@ def parse_args(argv: Sequence[str]) -> Arguments:
     return arguments.parse(argv, FLAGS)
 
 
-def _int_option(args: Arguments, env: Mapping[str, str], name: str) -> int | None:
-    value = args.get(name, env.get(name))
-    if value is None:
-        return None
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigError(f"-{name} must be an integer, not {value!r}") from None
-    if number < 0:
-        raise ConfigError(f"-{name} must not be negative, not {value!r}")
-    return number
-
-
 def _seconds_option(args: Arguments, env: Mapping[str, str], name: str, default: float) -> float:
     value = args.get(name, env.get(name))
     if value is None:
@@ -166,15 +153,8 @@ def _seconds_option(args: Arguments, env: Mapping[str, str], name: str, default:
     return number
 
 
-def _setting(args: Arguments, env: Mapping[str, str], name: str) -> tuple[str | None, str]:
-    """A setting's value, the flag winning over the environment, and where it came from."""
-    if args.get(name) is not None:
-        return args.get(name), f"-{name}"
-    return env.get(name), ENVIRONMENT[name]
-
-
 def _ranged(args: Arguments, env: Mapping[str, str], name: str, low: int, high: int) -> int | None:
-    value, origin = _setting(args, env, name)
+    value, origin = setting(args, env, name)
     if value is None:
         return None
     try:
@@ -199,12 +179,12 @@ def _base_url(value: str, origin: str) -> str:
 def deep_zoom_settings(args: Arguments, env: Mapping[str, str]) -> tuple[DeepZoom, int | None]:
     """The deep-zoom settings (flags over the environment) and the publishing concurrency, each
     checked: a bad value is a :class:`ConfigError` naming the variable or flag and the value."""
-    text, origin = _setting(args, env, "tiles")
+    text, origin = setting(args, env, "tiles")
     tiles = parse_go_bool(text.strip(), origin) if text is not None else False
     version = _ranged(args, env, "iiif-api-version", 2, 3)
     size = _ranged(args, env, "tile-size", MIN_TILE_SIZE, MAX_TILE_SIZE)
     concurrency = _ranged(args, env, "publish-concurrency", 1, MAX_CONCURRENCY)
-    url, origin = _setting(args, env, "public-base-url")
+    url, origin = setting(args, env, "public-base-url")
     base = _base_url(url, origin) if url is not None else ""
     settings = DeepZoom(
         tiles=tiles,
@@ -219,14 +199,7 @@ def load_settings(
     args: Arguments, env: Mapping[str, str]
 ) -> tuple[Config, tuple[Instruction, ...], ReportOptions]:
     """Read the config and instructions named on the command line, with every override."""
-    if args.get("config"):
-        config_data = load_file(args.get("config") or "")
-    else:
-        config_data = load_document(
-            args.get("config-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,
-            args.get("config-name", "config.json") or "config.json",
-            default_config(),
-        )
+    config_data = load_config_document(args, env)
     if args.get("instructions"):
         instruction_data = load_file(args.get("instructions") or "")
     else:
@@ -235,27 +208,12 @@ def load_settings(
             args.get("instructions-name", "instructions.json") or "instructions.json",
             default_instructions(),
         )
-    source_uri = args.get("config-images-source-uri", env.get("config-images-source-uri"))
-    cache_uri = args.get("config-derivatives-cache-uri", env.get("config-derivatives-cache-uri"))
-    if isinstance(config_data, dict):
-        # An overridden store block is replaced before parsing: a placeholder there is no error.
-        config_data = dict(config_data)
-        if source_uri:
-            config_data["images"] = {
-                **(config_data.get("images") or {}),
-                "source": {"uri": source_uri},
-            }
-        if cache_uri:
-            config_data["derivatives"] = {
-                **(config_data.get("derivatives") or {}),
-                "cache": {"uri": cache_uri},
-            }
     deep_zoom, concurrency = deep_zoom_settings(args, env)
     config = with_overrides(
         parse_config(config_data),
-        max_pixels=_int_option(args, env, "max-pixels"),
-        workers=_int_option(args, env, "workers"),
-        max_source_bytes=_int_option(args, env, "max-source-bytes"),
+        max_pixels=count(args, env, "max-pixels"),
+        workers=count(args, env, "workers"),
+        max_source_bytes=count(args, env, "max-source-bytes"),
         deep_zoom=deep_zoom,
         publish_concurrency=concurrency,
     )

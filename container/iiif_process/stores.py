@@ -18,7 +18,7 @@ import stat
 import tempfile
 import threading
 import unicodedata
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -80,10 +80,6 @@ class Store(Protocol):
 
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
-        ...
-
-    def describe(self, key: str) -> str:
-        """A URI naming ``key`` in this store, for logs and reports."""
         ...
 
     def download(self, key: str, handle: BinaryIO, max_bytes: int) -> Downloaded:
@@ -171,9 +167,6 @@ class MemoryStore:
     def existing(self, keys: Collection[str]) -> set[str]:
         with self._lock:
             return {key for key in keys if key in self.objects}
-
-    def describe(self, key: str) -> str:
-        return f"mem://{self.name}/{key}"
 
 
 _MEMORY: dict[str, MemoryStore] = {}
@@ -292,9 +285,6 @@ class DiskStore:
 
     def existing(self, keys: Collection[str]) -> set[str]:
         return {key for key in keys if os.path.lexists(self._path(key))}
-
-    def describe(self, key: str) -> str:
-        return f"file://{os.path.join(self.root, key)}"
 
 
 class S3Store:
@@ -429,9 +419,6 @@ class S3Store:
             return set(keys)
         return {full[k] for k in found}
 
-    def describe(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self.prefix}{key}"
-
 
 @functools.cache
 def _takes_cache_control(kind: type) -> bool:
@@ -456,13 +443,10 @@ def write_object(
         store.write(key, data, content_type)
 
 
-def open_store(
-    spec: StoreSpec, s3_client_factory: Callable[[str | None], Any] | None = None
-) -> Store:
+def open_store(spec: StoreSpec) -> Store:
     """Open the store a :class:`StoreSpec` describes."""
     if spec.kind == "s3":
-        client = s3_client_factory(spec.region) if s3_client_factory else None
-        return S3Store(spec.bucket, spec.prefix, spec.region, client)
+        return S3Store(spec.bucket, spec.prefix, spec.region)
     if spec.kind == "disk":
         return DiskStore(spec.path)
     if spec.kind == "memory":
@@ -514,8 +498,6 @@ def local_source(store: Store, key: str, max_bytes: int) -> Iterator[LocalSource
             done = store.download(key, handle, max_bytes)  # type: ignore[arg-type]
             handle.flush()
         except OSError as exc:
-            raise StoreError(
-                f"cannot copy {store.describe(key)} to local disk: {exc.strerror or exc}"
-            ) from exc
+            raise StoreError(f"cannot copy {key} to local disk: {exc.strerror or exc}") from exc
         path = handle.name if named else f"/proc/self/fd/{handle.fileno()}"
         yield LocalSource(path, done.size, done.sha1, done.etag)

@@ -27,11 +27,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from . import arguments
-from .arguments import Arguments, UsageError, environment_defaults
+from .arguments import Arguments, UsageError, count, environment_defaults
 from .config import Config, parse_config, with_overrides
-from .defaults import DEFAULTS_SCHEME, default_config
-from .documents import load_document
-from .errors import ConfigError, IIIFProcessError
+from .documents import load_config_document
+from .errors import IIIFProcessError
 from .logs import setup_logging
 from .stores import open_store, safe_key
 from .tiles import (
@@ -195,28 +194,12 @@ def _without_extension(target: str) -> str:
 
 def load_config(args: Arguments, env: Mapping[str, str]) -> Config:
     """The go-iiif config named on the command line, with the store and limit overrides."""
-    data = load_document(
-        args.get("config-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,
-        args.get("config-name", "config.json") or "config.json",
-        default_config(),
+    config = parse_config(load_config_document(args, env))
+    return with_overrides(
+        config,
+        max_pixels=count(args, env, "max-pixels"),
+        max_source_bytes=count(args, env, "max-source-bytes"),
     )
-    if isinstance(data, dict):
-        data = dict(data)
-        source = args.get("config-images-source-uri", env.get("config-images-source-uri"))
-        cache = args.get("config-derivatives-cache-uri", env.get("config-derivatives-cache-uri"))
-        if source:
-            data["images"] = {**(data.get("images") or {}), "source": {"uri": source}}
-        if cache:
-            data["derivatives"] = {**(data.get("derivatives") or {}), "cache": {"uri": cache}}
-    config = parse_config(data)
-    limits: dict[str, int] = {}
-    for name in ("max-pixels", "max-source-bytes"):
-        if name in env:
-            try:
-                limits[name.replace("-", "_")] = int(env[name])
-            except ValueError:
-                raise ConfigError(f"{name} from the environment must be an integer") from None
-    return with_overrides(config, **limits)
 
 
 def run(argv: Sequence[str], environ: Mapping[str, str]) -> tuple[int, dict[str, Any]]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import logging
 
 import pytest
-from iiif_process.config import StoreSpec, parse_config, parse_store_uri, with_overrides
+from iiif_process.arguments import environment_defaults
+from iiif_process.config import StoreSpec, parse_config, parse_store_uri
 from iiif_process.defaults import default_config
+from iiif_process.documents import load_config_document
 from iiif_process.errors import ConfigError
+from iiif_process.process_cli import parse_args
 
 
 def _cfg(source: dict, cache: dict | None = None, **extra: object) -> dict:
@@ -145,12 +148,27 @@ def test_v7_service_blocks() -> None:
     )
 
 
-def test_overrides_replace_source_and_cache() -> None:
-    config = with_overrides(
-        parse_config(default_config()),
-        source_uri="s3blob://src?region=us-east-1",
-        derivatives_uri="file:///out",
+def test_the_command_line_replaces_source_and_cache() -> None:
+    args = parse_args(
+        [
+            "-config-images-source-uri",
+            "s3blob://src?region=us-east-1",
+            "-config-derivatives-cache-uri",
+            "file:///out",
+        ]
     )
+    config = parse_config(load_config_document(args, {}))
+    assert (config.source.bucket, config.derivatives.path) == ("src", "/out")
+
+
+def test_the_environment_replaces_source_and_cache_when_the_command_line_does_not() -> None:
+    env = environment_defaults(
+        {
+            "IIIF_CONFIG_IMAGES_SOURCE_URI": "s3blob://src",
+            "IIIF_CONFIG_DERIVATIVES_CACHE_URI": "file:///out",
+        }
+    )
+    config = parse_config(load_config_document(parse_args([]), env))
     assert (config.source.bucket, config.derivatives.path) == ("src", "/out")
 
 
