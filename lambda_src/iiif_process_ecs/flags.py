@@ -15,8 +15,6 @@ from typing import Any
 
 from .settings import SettingsError, parse_bool, split_list
 
-KINDS = ("string", "bool", "list", "int", "float")
-
 
 class FlagError(ValueError):
     """The command line is wrong; the message says how (exit status 2, like Go)."""

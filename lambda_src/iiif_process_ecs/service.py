@@ -35,14 +35,20 @@ class TasksNotStarted(RuntimeError):
         )
 
 
-def remaining_seconds_of(context: Any, budget: float = DEFAULT_TIME_BUDGET) -> Callable[[], float]:
-    """Remaining time from a Lambda context, or a fixed budget when there is none."""
+def remaining_seconds_of(
+    context: Any,
+    budget: float = DEFAULT_TIME_BUDGET,
+    monotonic: Callable[[], float] | None = None,
+) -> Callable[[], float]:
+    """Remaining time from a Lambda context, or a fixed ``budget`` from now (on ``monotonic``,
+    default time.monotonic) when there is none, as for the CLI's local runs."""
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         return lambda: context.get_remaining_time_in_millis() / 1000.0
     import time
 
-    deadline = time.monotonic() + budget
-    return lambda: deadline - time.monotonic()
+    clock = monotonic or time.monotonic
+    deadline = clock() + budget
+    return lambda: deadline - clock()
 
 
 def run_event(

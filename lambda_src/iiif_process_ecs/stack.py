@@ -8,25 +8,6 @@ from botocore.exceptions import ClientError
 
 DEFAULT_STACK_NAME = "IiifProcessStack"
 
-OUTPUT_KEYS = (
-    "ClusterName",
-    "ClusterArn",
-    "TaskDefinitionArn",
-    "ContainerName",
-    "SubnetIds",
-    "SecurityGroupIds",
-    "AssignPublicIp",
-    "FunctionName",
-    "SourceBucketName",
-    "DerivativesBucketName",
-    "LogGroupName",
-    "LogStreamPrefix",
-    "RepositoryUri",
-    "DeadLetterQueueUrl",
-    "EventQueueUrl",
-    "LedgerTableName",
-)
-
 
 class StackError(RuntimeError):
     """The stack cannot be read; the message names the stack and the reason."""
