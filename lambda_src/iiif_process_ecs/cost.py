@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
+from .settings import split_list
+
 ARCHITECTURES = ("X86_64", "ARM64")
 # Fargate bills each task per second from the start of its image pull to its stop, at least 60 s.
 FARGATE_MINIMUM_SECONDS = 60
@@ -92,9 +94,7 @@ PRICE_NAMES = tuple(f.name for f in fields(Prices))
 def parse_price_overrides(text: str) -> dict[str, float]:
     """``"fargate_vcpu_hour=0.05,s3_put_per_1000=0.0054"`` → a mapping; names as in Prices."""
     overrides: dict[str, float] = {}
-    for part in (p.strip() for p in text.split(",")):
-        if not part:
-            continue
+    for part in split_list(text):
         name, _, raw = part.partition("=")
         name = name.strip()
         if name not in PRICE_NAMES:
