@@ -16,6 +16,7 @@ from typing import Any
 from .config import Config
 from .errors import IIIFProcessError, SourceNotFoundError, StoreError
 from .ledger import Ledger
+from .logs import setup_logging
 from .memory import memory_budget
 from .params import Instruction
 from .pool import ABANDONED, DEFAULT_STOP_SECONDS, Abandoned, Pool, StopSignal
@@ -54,6 +55,12 @@ class WorkerJob:
     concurrency: int
     budget: int
     log_level: int | None  # None: the parent has no log handler, leave logging alone
+
+    def prepare(self) -> None:
+        """In a new worker process: the parent's log level, and libvips' threads."""
+        if self.log_level is not None:
+            setup_logging(self.log_level <= logging.DEBUG)
+        configure_vips(concurrency=self.concurrency)
 
     def run(self, uri: str, gate: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """Process one URI in this worker (:func:`run_one`)."""

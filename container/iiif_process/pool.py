@@ -95,6 +95,11 @@ class Job(Protocol):
 
     budget: int
 
+    def prepare(self) -> None:
+        """Set up a worker process once, before its first URI (not called for threads, which
+        share the parent's setup)."""
+        ...
+
     def run(self, uri: str, gate: ParentGate) -> tuple[dict[str, Any], dict[str, Any]]:
         """Process one URI; its stdout entry and what the ledger and metrics need of it."""
         ...

@@ -10,7 +10,6 @@ out-of-memory killer should pick a worker, never the parent that holds every res
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import signal
 import sys
@@ -50,13 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         job = conn.recv()
     except (EOFError, OSError):
         return 0
-    from .logs import setup_logging
     from .pool import serve
-    from .transform import configure_vips
 
-    if job.log_level is not None:
-        setup_logging(job.log_level <= logging.DEBUG)
-    configure_vips(concurrency=job.concurrency)
+    job.prepare()
     serve(conn, job)
     return 0
 

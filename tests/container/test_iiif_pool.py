@@ -9,7 +9,9 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,29 @@ class KillingStore(DiskStore):
         return super().local_path(key, max_bytes)
 
 
-def _run(tmp_path: Path, uris: list[str], **config: Any) -> tuple[dict[str, Any], Path]:
+class ReaderStore(KillingStore):
+    """:class:`KillingStore`, noting which process opened each key (``readers.txt``)."""
+
+    def local_path(self, key: str, max_bytes: int) -> tuple[str, int]:
+        with open(os.path.join(self.root, "readers.txt"), "a") as log:
+            log.write(f"{key} {os.getpid()}\n")
+        if key == BOOM:
+            raise RuntimeError("boom")  # a bug, not an IIIFProcessError
+        return super().local_path(key, max_bytes)
+
+
+BOOM = "boom.jpg"
+
+
+def _readers(tmp_path: Path) -> dict[str, str]:
+    """The process that opened each key in a batch of :class:`ReaderStore`."""
+    lines = (tmp_path / "src" / "readers.txt").read_text().splitlines()
+    return dict(line.split() for line in lines)
+
+
+def _run(
+    tmp_path: Path, uris: list[str], store: type[DiskStore] = KillingStore, **config: Any
+) -> tuple[dict[str, Any], Path]:
     source, out = tmp_path / "src", tmp_path / "out"
     source.mkdir(exist_ok=True)
     out.mkdir(exist_ok=True)
@@ -59,7 +83,7 @@ def _run(tmp_path: Path, uris: list[str], **config: Any) -> tuple[dict[str, Any]
         uris,
         settings,
         INSTRUCTIONS,
-        KillingStore(str(source)),
+        store(str(source)),
         DiskStore(str(out)),
         ReportOptions(),
     )
@@ -104,17 +128,97 @@ def test_a_killed_worker_does_not_stop_the_other_uris(tmp_path: Path) -> None:
     ]
 
 
+def test_the_uris_after_a_killed_worker_run_on_one_new_worker_process(tmp_path: Path) -> None:
+    # One worker: a.jpg and the killer in the first process, b.jpg and c.jpg both in its
+    # replacement (one replacement, not one per URI).
+    _run(tmp_path, ["a.jpg", KILLER, "b.jpg", "c.jpg"], ReaderStore, workers=1)
+    readers = _readers(tmp_path)
+    assert (readers[KILLER], readers["b.jpg"], readers["c.jpg"]) == (
+        readers["a.jpg"],
+        readers["b.jpg"],
+        readers["b.jpg"],
+    )
+    assert readers["b.jpg"] != readers["a.jpg"]
+
+
+def test_an_unexpected_exception_is_an_internal_error_entry_for_its_uri(tmp_path: Path) -> None:
+    results, _ = _run(tmp_path, ["a.jpg", BOOM, "b.jpg"], ReaderStore, workers=1)
+    assert results[BOOM] == {"origin": BOOM, "error": "internal error: RuntimeError: boom"}
+
+
+def test_an_unexpected_exception_costs_only_its_uri_and_the_worker_goes_on(
+    tmp_path: Path,
+) -> None:
+    results, _ = _run(tmp_path, ["a.jpg", BOOM, "b.jpg"], ReaderStore, workers=1)
+    readers = _readers(tmp_path)
+    assert [uri for uri, entry in results.items() if "dimensions" in entry] == ["a.jpg", "b.jpg"]
+    assert len(set(readers.values())) == 1  # the same worker process, not a replacement
+
+
 def test_a_killed_worker_publishes_nothing_for_its_uri(tmp_path: Path) -> None:
     _, out = _run(tmp_path, [KILLER, "a.jpg"])
     assert not (out / KILLER).exists()
 
 
 def test_images_that_fit_the_shared_budget_only_alone_all_run(tmp_path: Path) -> None:
-    # 120x80 RGB needs about 36 KB: a 1 MB budget holds one at a time per the parent, none is
-    # refused.
+    # 400x400 RGB needs about 700 KB (decoded x 1.5): a 1 MB budget holds one at a time, none
+    # is refused.
+    source = tmp_path / "src"
+    source.mkdir()
     uris = [f"{i}.jpg" for i in range(4)]
+    for uri in uris:
+        (source / uri).write_bytes(gen.jpeg(gen.gradient(400, 400)))
     results, _ = _run(tmp_path, uris, memory_budget_mb=1)
     assert all("dimensions" in results[uri] for uri in uris)
+
+
+@dataclass(frozen=True)
+class TimedJob:
+    """A job for the real pool whose every URI holds ``need`` bytes of the budget for ``hold``
+    seconds, noting when it held them (``URI START END`` lines in ``log``, monotonic clock,
+    which is one clock for every process on Linux)."""
+
+    budget: int
+    need: int
+    log: str
+    hold: float = 0.4
+
+    def prepare(self) -> None:
+        """Nothing to set up in a worker process."""
+
+    def run(self, uri: str, gate: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        with gate.reserve(self.need, uri):
+            start = time.monotonic()
+            time.sleep(self.hold)
+            end = time.monotonic()
+        with open(self.log, "a") as log:
+            log.write(f"{uri} {start} {end}\n")
+        return {"origin": uri}, {}
+
+
+def _overlaps(tmp_path: Path, need: int) -> int:
+    """How many pairs of URIs held memory at the same time, four URIs on two worker processes
+    sharing a budget of 100."""
+    log = tmp_path / "held.txt"
+    job = TimedJob(100, need, str(log))
+    Pool(job, job.budget, deque(f"{i}.jpg" for i in range(4))).run(2, processes=True)
+    spans = [tuple(map(float, line.split()[1:])) for line in log.read_text().splitlines()]
+    assert len(spans) == 4
+    return sum(
+        1
+        for i, (start, end) in enumerate(spans)
+        for other_start, other_end in spans[i + 1 :]
+        if start < other_end and other_start < end
+    )
+
+
+def test_decodes_that_do_not_fit_the_budget_together_never_overlap(tmp_path: Path) -> None:
+    assert _overlaps(tmp_path, need=60) == 0
+
+
+def test_decodes_that_fit_the_budget_together_overlap(tmp_path: Path) -> None:
+    # The same observation as above, able to see overlap: two workers do run side by side.
+    assert _overlaps(tmp_path, need=40) > 0
 
 
 def test_an_image_over_the_whole_budget_fails_alone_naming_its_size_and_the_budget(
