@@ -5,6 +5,13 @@ credentials, exactly as against an AWS account. One thing cannot work here: the 
 asset is built with Docker at deploy time, and this machine has no Docker daemon. So the app is
 deployed with `-c imageTag=TAG`: the task definition then points at the stack's ECR repository with
 that tag and no image is built (the local task runner runs the project's `iiif-process` instead).
+
+Two more things are emulator-only, decided here and never in the stack users deploy: the ECR
+repository gets a fixed name (`-c repositoryName=...`; moto's CloudFormation needs one, on AWS
+CloudFormation generates it), and the template loses the custom resource that restricts the VPC's
+default security group (moto cannot run its Node.js handler;
+local_aws/cfn_default_security_group.py). So the app is synthesized first, that template adapted,
+and the adapted cloud assembly deployed with `cdk deploy --app ASSEMBLY`.
 """
 
 from __future__ import annotations
@@ -21,17 +28,25 @@ from pathlib import Path
 
 from iiif_process_ecs.stack import stack_outputs as read_stack_outputs
 
+from local_aws.cfn_default_security_group import adapt_assembly
 from local_aws.server import EmbeddedAws
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_STACK = "IiifProcessStack"
 #: The image tag the emulator's deployment references instead of building the image.
 LOCAL_IMAGE_TAG = "demo"
+#: The ECR repository's name here: moto's CloudFormation needs an explicit lowercase name.
+LOCAL_REPOSITORY_NAME = "iiif-process-local"
 IMAGE_SKIPPED_MESSAGE = (
     "The container image is not built: `cdk deploy` builds image assets with Docker and this "
     f"machine has no Docker daemon. The stack is deployed with -c imageTag={LOCAL_IMAGE_TAG}, so "
     f"the task definition names the ECR repository's '{LOCAL_IMAGE_TAG}' tag, and the local "
     "task runner runs the project's own iiif-process tool in its place."
+)
+EMULATOR_ONLY_MESSAGE = (
+    f"For moto only, the repository is named {LOCAL_REPOSITORY_NAME!r} and the template loses the "
+    "custom resource that empties the VPC's default security group (moto cannot run its Node.js "
+    "handler); the stack deployed to AWS has both as CDK makes them."
 )
 
 
@@ -111,10 +126,11 @@ def bootstrap(aws: EmbeddedAws) -> None:
 def local_context(
     public_base_url: str | None, extra_context: dict[str, str] | None
 ) -> dict[str, str]:
-    """The context of a deployment here: no image build, and the CloudFront stand-in's URL as
-    `publicBaseUrl` unless `extra_context` names one (moto cannot create the distribution, and
-    without a `publicBaseUrl` the template would read its domain name)."""
-    context = {"imageTag": LOCAL_IMAGE_TAG}
+    """The context of a deployment here: no image build, a named repository (moto needs a name)
+    and the CloudFront stand-in's URL as `publicBaseUrl`, unless `extra_context` names others
+    (moto cannot create the distribution, and without a `publicBaseUrl` the template would read
+    its domain name)."""
+    context = {"imageTag": LOCAL_IMAGE_TAG, "repositoryName": LOCAL_REPOSITORY_NAME}
     if public_base_url is not None:
         context["publicBaseUrl"] = public_base_url
     context.update(extra_context or {})
@@ -128,17 +144,16 @@ def deploy(
     extra_context: dict[str, str] | None = None,
     public_base_url: str | None = None,
 ) -> DeployedStack:
-    """`cdk deploy` the app (no image build) and return the stack's outputs.
+    """`cdk synth` the app (no image build), adapt its template to the emulator, `cdk deploy`
+    that cloud assembly and return the stack's outputs.
 
     `public_base_url`: the URL of the local CloudFront stand-in (`LocalAws.distribution.url`).
     """
-    context = local_context(public_base_url, extra_context)
-    args = ["deploy", stack, "--require-approval", "never", "--output", output_dir]
+    assembly = synth(aws, PROJECT_ROOT / output_dir, extra_context, public_base_url)
+    args = ["deploy", stack, "--app", str(assembly), "--require-approval", "never"]
     # Create the stack directly instead of through a change set: moto's ExecuteChangeSet creates
     # the resources but never computes the stack's outputs, nor waits for custom resources.
     args += ["--method", "direct", "--progress", "events"]
-    for key, value in context.items():
-        args += ["-c", f"{key}={value}"]
     run_cdk(aws, args)
     return stack_outputs(aws, stack)
 
@@ -155,8 +170,9 @@ def synth(
     extra_context: dict[str, str] | None = None,
     public_base_url: str | None = None,
 ) -> Path:
-    """`cdk synth` the app as it is deployed here (`-c imageTag=demo`, `publicBaseUrl` and
-    `extra_context`) into `output_dir`.
+    """`cdk synth` the app as it is deployed here (`local_context`: `-c imageTag=demo`,
+    `repositoryName`, `publicBaseUrl` and `extra_context`) into `output_dir`, and adapt every
+    stack's template to the emulator (`adapt_assembly`).
 
     Run against the emulator, so that the CLI's account and region look-ups stay on this machine.
     """
@@ -165,6 +181,8 @@ def synth(
     for key, value in context.items():
         args += ["-c", f"{key}={value}"]
     run_cdk(aws, args)
+    for template in sorted(output_dir.glob("*.template.json")):
+        adapt_assembly(output_dir, template.name.removesuffix(".template.json"))
     return output_dir
 
 

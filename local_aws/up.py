@@ -26,6 +26,7 @@ from pathlib import Path
 
 from local_aws.deploy import (
     DEFAULT_STACK,
+    EMULATOR_ONLY_MESSAGE,
     IMAGE_SKIPPED_MESSAGE,
     DeployedStack,
     DeployError,
@@ -216,12 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             cdk_bootstrap(env.aws)
             assert env.distribution is not None
             shown = " ".join(
-                f"-c {k}={v}"
-                for k, v in local_context(env.distribution.url, context).items()
-                if k != "imageTag"
+                f"-c {k}={v}" for k, v in local_context(env.distribution.url, context).items()
             )
-            say(f"$ cdk deploy {args.stack} --require-approval never -c imageTag=demo {shown}")
+            say(f"$ cdk synth --output cdk.out.local {shown}")
+            say(f"$ cdk deploy {args.stack} --app cdk.out.local --require-approval never")
             say(f"  NOTE: {IMAGE_SKIPPED_MESSAGE}")
+            say(f"  NOTE: {EMULATOR_ONLY_MESSAGE}")
             stack = cdk_deploy(
                 env.aws, args.stack, extra_context=context, public_base_url=env.distribution.url
             )

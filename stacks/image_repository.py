@@ -18,7 +18,7 @@ class ImageRepository(Construct):
     """An ECR repository with immutable tags, scan on push and a lifecycle rule.
 
     Attributes:
-        repository: the repository (its name is the `repositoryName` setting).
+        repository: the repository (named by the `repositoryName` setting, or by CloudFormation).
     """
 
     def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
@@ -27,8 +27,8 @@ class ImageRepository(Construct):
         self.repository = ecr.Repository(
             self,
             "Repository",
-            # An explicit lowercase name: `make image-push` and CI push to it by name, and
-            # moto's CloudFormation needs one.
+            # None lets CloudFormation name it; `make image-push` and CI find it through the
+            # stack's `RepositoryUri` output. (local_aws/ passes a name: moto needs one.)
             repository_name=settings.repository_name,
             image_tag_mutability=ecr.TagMutability.IMMUTABLE,
             image_scan_on_push=True,

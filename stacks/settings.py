@@ -110,8 +110,9 @@ class Settings:
     """`securityGroupIds`: security groups of the tasks (imported VPC only)."""
     assign_public_ip: bool = True
     """`assignPublicIp`: give tasks a public IP (needed without NAT to reach ECR and logs)."""
-    repository_name: str = "go-iiif-process-ecs"
-    """`repositoryName`: name of the ECR repository the stack creates."""
+    repository_name: str | None = None
+    """`repositoryName`: name of the ECR repository the stack creates; unset = a name
+    CloudFormation generates (the `RepositoryUri` output tells it)."""
     image_tag: str | None = None
     """`imageTag`: run this tag from the repository instead of building `container/`."""
     cpu: int = 1024
@@ -254,7 +255,7 @@ def _context_keys() -> dict[str, tuple[str, Callable[[str, Any], Any]]]:
         "subnetIds": ("subnet_ids", _as_str_tuple),
         "securityGroupIds": ("security_group_ids", _as_str_tuple),
         "assignPublicIp": ("assign_public_ip", _as_bool),
-        "repositoryName": ("repository_name", _as_str),
+        "repositoryName": ("repository_name", _as_optional_str),
         "imageTag": ("image_tag", _as_optional_str),
         "cpu": ("cpu", _as_int),
         "memoryMiB": ("memory_mib", _as_int),
@@ -387,7 +388,7 @@ def _validate(s: Settings) -> None:
         _REPOSITORY_NAME,
         "an ECR repository name: lowercase letters, digits and . _ - / (2-256 characters)",
     )
-    if not 2 <= len(s.repository_name) <= 256:
+    if s.repository_name is not None and not 2 <= len(s.repository_name) <= 256:
         raise _fail("repository_name", s.repository_name, "2 to 256 characters")
     _check_pattern(
         s,

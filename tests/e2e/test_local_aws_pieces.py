@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import shutil
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
 from botocore.exceptions import ClientError
 
+from local_aws.cfn_default_security_group import (
+    RESTRICT_DEFAULT_SG_TYPE,
+    adapt_assembly,
+    emulator_template,
+)
+from local_aws.deploy import LOCAL_REPOSITORY_NAME, local_context
 from local_aws.ecs_client_token import run_task_client_tokens
 from local_aws.lambda_runner import custom_resource_event_as_aws_sends, real_lambda_handlers
 from local_aws.server import EmbeddedAws, moto_server
@@ -155,3 +167,104 @@ def test_a_client_token_reused_with_other_parameters_is_a_conflict(aws: Embedded
         ecs.run_task(clientToken="t1", **arguments)
         with pytest.raises(ClientError, match="ConflictException"):
             ecs.run_task(clientToken="t1", startedBy="someone-else", **arguments)
+
+
+# --- emulator-only template changes (local_aws/cfn_default_security_group.py, deploy.py) -------
+
+
+@pytest.fixture(scope="module")
+def vpc_assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthesized app whose one stack holds a VPC with CDK's default-group restriction and
+    a Lambda function of its own (so the adaptation must keep other functions and roles)."""
+    outdir = tmp_path_factory.mktemp("vpc-assembly")
+    app = cdk.App(outdir=str(outdir))
+    stack = cdk.Stack(app, "VpcStack")
+    ec2.Vpc(stack, "Vpc", max_azs=1, nat_gateways=0, restrict_default_security_group=True)
+    lambda_.Function(
+        stack,
+        "Other",
+        runtime=lambda_.Runtime.PYTHON_3_12,
+        handler="index.handler",
+        code=lambda_.Code.from_inline("def handler(event, context):\n    return event\n"),
+    )
+    app.synth()
+    return outdir
+
+
+def _template(assembly: Path) -> dict[str, Any]:
+    return json.loads((assembly / "VpcStack.template.json").read_text())
+
+
+def _types(template: dict[str, Any]) -> list[str]:
+    return sorted(r["Type"] for r in template["Resources"].values())
+
+
+def test_the_emulator_template_lacks_the_default_group_restriction(vpc_assembly: Path) -> None:
+    adapted = emulator_template(_template(vpc_assembly))
+    assert RESTRICT_DEFAULT_SG_TYPE not in _types(adapted)
+
+
+def test_the_restrictions_handler_and_role_go_with_it(vpc_assembly: Path) -> None:
+    """Exactly three resources go: the custom resource, its handler and the handler's role."""
+    template = _template(vpc_assembly)
+    before, after = _types(template), _types(emulator_template(template))
+    for type_ in (RESTRICT_DEFAULT_SG_TYPE, "AWS::Lambda::Function", "AWS::IAM::Role"):
+        before.remove(type_)
+    assert after == before
+
+
+def test_other_functions_and_their_roles_are_kept(vpc_assembly: Path) -> None:
+    adapted = emulator_template(_template(vpc_assembly))
+    functions = [r for r in adapted["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]
+    (role,) = [r["Properties"]["Role"]["Fn::GetAtt"][0] for r in functions]
+    assert adapted["Resources"][role]["Type"] == "AWS::IAM::Role"
+
+
+def test_the_adapted_assembly_keys_the_template_by_its_own_hash(
+    vpc_assembly: Path, tmp_path: Path
+) -> None:
+    """`cdk deploy --app ASSEMBLY` uploads the template under the key the manifest names."""
+
+    assembly = Path(shutil.copytree(vpc_assembly, tmp_path / "assembly"))
+    adapt_assembly(assembly, "VpcStack")
+    digest = hashlib.sha256((assembly / "VpcStack.template.json").read_bytes()).hexdigest()
+    manifest = json.loads((assembly / "manifest.json").read_text())
+    url = manifest["artifacts"]["VpcStack"]["properties"]["stackTemplateAssetObjectUrl"]
+    assert url.endswith(f"/{digest}.json")
+
+
+def test_the_adapted_assembly_uploads_no_code_for_the_removed_handler(
+    vpc_assembly: Path, tmp_path: Path
+) -> None:
+
+    template = _template(vpc_assembly)
+    handler_keys = {
+        r["Properties"]["Code"]["S3Key"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::Lambda::Function" and "S3Key" in r["Properties"]["Code"]
+    }
+    assembly = Path(shutil.copytree(vpc_assembly, tmp_path / "assembly"))
+    adapt_assembly(assembly, "VpcStack")
+    assets = json.loads((assembly / "VpcStack.assets.json").read_text())["files"].values()
+    uploaded = {d["objectKey"] for a in assets for d in a["destinations"].values()}
+    assert (len(handler_keys), uploaded & handler_keys) == (1, set())
+
+
+def test_a_template_without_the_restriction_is_left_as_it_was(tmp_path: Path) -> None:
+    app = cdk.App(outdir=str(tmp_path))
+    sqs.Queue(cdk.Stack(app, "QueueStack"), "Queue")
+    app.synth()
+    before = (tmp_path / "manifest.json").read_bytes()
+    assert (adapt_assembly(tmp_path, "QueueStack"), (tmp_path / "manifest.json").read_bytes()) == (
+        set(),
+        before,
+    )
+
+
+def test_the_local_deployment_names_the_repository() -> None:
+    """moto's CloudFormation needs a repository name; the stack's default has none."""
+    assert local_context(None, None)["repositoryName"] == LOCAL_REPOSITORY_NAME
+
+
+def test_a_repository_name_given_for_the_local_deployment_wins() -> None:
+    assert local_context(None, {"repositoryName": "mine"})["repositoryName"] == "mine"

@@ -22,6 +22,7 @@ IMPORTED_VPC = "vpc-0123456789abcdef0"
 IMPORTED_SUBNETS = ("subnet-0123456789abcdef0", "subnet-0fedcba9876543210")
 IMPORTED_SECURITY_GROUPS = ("sg-0123456789abcdef0",)
 IMAGE_TAG = "v1.2.3"
+REPOSITORY_NAME = "team/iiif-process"
 ALARM_EMAIL = "ops@example.org"
 # Deep zoom (issue #11): the public base URLs of the variants that set one.
 V2_BASE_URL = "https://images.example.org/iiif"
@@ -65,7 +66,8 @@ def cdk_json_settings() -> dict[str, Any]:
 VARIANTS: dict[str, dict[str, Any]] = {
     # The stack as `cdk synth` builds it with cdk.json's defaults.
     "default": {},
-    # Existing buckets and network, a CI-pushed image tag, notifications off, ARM64.
+    # Existing buckets and network, a named repository with a CI-pushed image tag,
+    # notifications off, ARM64.
     "imported": {
         "stackName": "ImportedStack",
         "sourceBucketName": IMPORTED_SOURCE,
@@ -75,6 +77,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "securityGroupIds": list(IMPORTED_SECURITY_GROUPS),
         "assignPublicIp": "false",
         "imageTag": IMAGE_TAG,
+        "repositoryName": REPOSITORY_NAME,
         "s3Notifications": "false",
         "cpuArchitecture": "arm64",
         "cpu": "2048",

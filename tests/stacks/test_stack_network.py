@@ -64,6 +64,17 @@ def test_assign_public_ip_can_be_turned_off(imported: Synthesized) -> None:
     assert _lambda_env(imported)["IIIF_PROCESS_ASSIGN_PUBLIC_IP"] == "DISABLED"
 
 
+def test_default_security_group_of_the_vpc_is_restricted(default: Synthesized) -> None:
+    """CDK's custom resource empties the VPC's default group, whatever the emulator can run."""
+    restriction = default.only("Custom::VpcRestrictDefaultSG")["Properties"]
+    (vpc_id,) = default.resources("AWS::EC2::VPC")
+    assert restriction["DefaultSecurityGroupId"] == {"Fn::GetAtt": [vpc_id, "DefaultSecurityGroup"]}
+
+
+def test_imported_vpc_default_security_group_is_left_alone(imported: Synthesized) -> None:
+    assert imported.resources("Custom::VpcRestrictDefaultSG") == {}
+
+
 def test_imported_vpc_creates_no_network(imported: Synthesized) -> None:
     created = [
         type_

@@ -1,19 +1,24 @@
-"""Image repository: explicit name, immutable tags, scan on push, lifecycle, stable ID."""
+"""Image repository: generated or given name, immutable tags, scan on push, lifecycle, stable ID."""
 
 from __future__ import annotations
 
 import json
 
-from tests.stacks.conftest import Synthesized
+from tests.stacks.conftest import REPOSITORY_NAME, Synthesized
 
 
 def test_repository_logical_id_is_stable(default: Synthesized) -> None:
     assert list(default.resources("AWS::ECR::Repository")) == ["ImageRepository"]
 
 
-def test_repository_has_explicit_lowercase_name(default: Synthesized) -> None:
-    name = default.only("AWS::ECR::Repository")["Properties"]["RepositoryName"]
-    assert name == "go-iiif-process-ecs"
+def test_repository_name_is_generated_by_default(default: Synthesized) -> None:
+    """No fixed name: two stacks in one account and region do not collide on it."""
+    assert "RepositoryName" not in default.only("AWS::ECR::Repository")["Properties"]
+
+
+def test_repository_name_setting_names_the_repository(imported: Synthesized) -> None:
+    name = imported.only("AWS::ECR::Repository")["Properties"]["RepositoryName"]
+    assert name == REPOSITORY_NAME
 
 
 def test_repository_tags_are_immutable(default: Synthesized) -> None:
