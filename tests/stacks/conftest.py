@@ -41,6 +41,12 @@ class Synthesized:
         """Resources of one CloudFormation type, by logical ID."""
         return self.template.find_resources(type_)
 
+    def docker_image_assets(self) -> list[dict[str, Any]]:
+        """The `dockerImages` of the stack's asset manifest: what `cdk deploy` builds."""
+        assembly = cdk.Stage.of(self.stack).synth()  # type: ignore[union-attr]
+        manifest = Path(assembly.directory) / f"{self.stack.artifact_id}.assets.json"
+        return list(json.loads(manifest.read_text())["dockerImages"].values())
+
     def only(self, type_: str) -> dict[str, Any]:
         """The single resource of `type_` (fails if there is not exactly one)."""
         found = self.resources(type_)
@@ -92,11 +98,21 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "maxAttempts": "5",
         "maxSourceBytes": "0",
     },
-    # An imported source bucket (with notifications), a created derivatives bucket, destroy.
+    # An imported source bucket (with notifications), a created derivatives bucket, destroy,
+    # the largest task disk.
     "destroyable": {
         "stackName": "DestroyableStack",
         "sourceBucketName": IMPORTED_SOURCE,
         "removalPolicy": "destroy",
+        "ephemeralStorageGiB": "200",
+    },
+    # ARM64 with the image built from container/ (no imageTag), a memory size of its own and the
+    # smallest task disk that is declared.
+    "arm64": {
+        "stackName": "Arm64Stack",
+        "cpuArchitecture": "ARM64",
+        "memoryMiB": "3072",
+        "ephemeralStorageGiB": "21",
     },
     # A created source bucket without versioning.
     "unversioned": {"stackName": "UnversionedStack", "sourceVersioning": "false"},
@@ -159,6 +175,12 @@ def default(synthesized: dict[str, Synthesized]) -> Synthesized:
 def imported(synthesized: dict[str, Synthesized]) -> Synthesized:
     """Imported buckets and VPC, imageTag, notifications off, ARM64, no public IP."""
     return synthesized["imported"]
+
+
+@pytest.fixture(scope="session")
+def arm64(synthesized: dict[str, Synthesized]) -> Synthesized:
+    """ARM64 with the image built from `container/`, `memoryMiB` 3072, 21 GiB of disk."""
+    return synthesized["arm64"]
 
 
 @pytest.fixture(scope="session")

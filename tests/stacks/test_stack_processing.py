@@ -8,6 +8,7 @@ import pytest
 
 from stacks.processing import DeepZoom
 from stacks.recipe import TileRecipe, image_recipe
+from stacks.settings import Settings, SettingsError
 from tests.stacks.conftest import CUSTOM_BASE_URL, IMAGE_TAG, V2_BASE_URL, Synthesized
 
 
@@ -50,6 +51,42 @@ def test_ephemeral_storage_is_declared_above_the_free_20_gib(imported: Synthesiz
 
 def test_default_ephemeral_storage_is_fargates_default(default: Synthesized) -> None:
     assert "EphemeralStorage" not in _task(default)
+
+
+def test_smallest_declared_ephemeral_storage_is_21_gib(arm64: Synthesized) -> None:
+    assert _task(arm64)["EphemeralStorage"] == {"SizeInGiB": 21}
+
+
+def test_largest_ephemeral_storage_is_declared(destroyable: Synthesized) -> None:
+    assert _task(destroyable)["EphemeralStorage"] == {"SizeInGiB": 200}
+
+
+def test_ephemeral_storage_above_200_gib_is_refused() -> None:
+    with pytest.raises(SettingsError, match="ephemeralStorageGiB"):
+        Settings(ephemeral_storage_gib=201)
+
+
+def test_container_memory_limit_follows_the_memory_setting(arm64: Synthesized) -> None:
+    assert (_container(arm64)["Memory"], _task(arm64)["Memory"]) == (3072, "3072")
+
+
+def test_arm64_image_asset_is_built_for_arm64(arm64: Synthesized) -> None:
+    """The image `cdk deploy` builds, not only the task's runtime platform, is arm64."""
+    (image,) = arm64.docker_image_assets()
+    assert image["source"]["platform"] == "linux/arm64"
+
+
+def test_arm64_task_runs_on_arm64(arm64: Synthesized) -> None:
+    assert _task(arm64)["RuntimePlatform"]["CpuArchitecture"] == "ARM64"
+
+
+def test_default_image_asset_is_built_for_amd64(default: Synthesized) -> None:
+    (image,) = default.docker_image_assets()
+    assert image["source"]["platform"] == "linux/amd64"
+
+
+def test_an_image_tag_builds_no_image_asset(imported: Synthesized) -> None:
+    assert imported.docker_image_assets() == []
 
 
 def test_container_has_container_level_memory_limit(default: Synthesized) -> None:
