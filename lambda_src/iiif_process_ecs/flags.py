@@ -45,9 +45,6 @@ class ParsedFlags:
     values: dict[str, Any]
     origin: dict[str, str]
 
-    def given(self, name: str) -> bool:
-        return self.origin.get(name) in ("command line", "environment")
-
 
 def _convert(flag: Flag, raw: str, where: str) -> Any:
     try:
