@@ -125,3 +125,35 @@ def test_a_batch_measuring_exactly_the_limit_is_not_split() -> None:
     assert [len(b.uris) for b in batches] == [2]
     batches, _ = pack(settings(), items(["a.jpg", "b.jpg"]), limit=two - 1)
     assert ([len(b.uris) for b in batches], one <= two - 1) == ([1, 1], True)
+
+
+def test_ascii_measures_one_character_each() -> None:
+    overrides = build_overrides(settings(), ["a.jpg"])
+    assert measured_length(overrides) == len(json.dumps(overrides))
+
+
+def test_the_first_non_ascii_character_measures_as_percent_encoded_utf_8() -> None:
+    plain = measured_length(build_overrides(settings(), ["a.jpg"]))
+    assert measured_length(build_overrides(settings(), ["\x80.jpg"])) - plain == 6 - 1
+
+
+def test_a_three_byte_character_measures_nine() -> None:
+    plain = measured_length(build_overrides(settings(), ["a.jpg"]))
+    assert measured_length(build_overrides(settings(), ["€.jpg"])) - plain == 9 - 1
+
+
+def test_a_long_key_is_refused_by_its_own_length_not_its_identity() -> None:
+    long_key = "k" * 8000 + ".jpg"
+    batches, too_large = pack(settings(), [(long_key, long_key, "")])
+    assert (batches, [uri for uri, _ in too_large]) == ([], [long_key])
+
+
+def test_a_refused_key_is_reported_as_received_not_as_the_task_uri() -> None:
+    name = "k" * 8000 + ".jpg"
+    _, too_large = pack(settings(strip_paths=True), [("dir/" + name, name, "seq")])
+    assert [uri for uri, _ in too_large] == ["dir/" + name]
+
+
+def test_a_client_token_is_made_for_non_ascii_keys() -> None:
+    (batch,), _ = pack(settings(), items(["café.jpg"]))
+    assert batch.client_token.startswith("iiif-") and len(batch.client_token) == 64
