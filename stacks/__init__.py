@@ -2,7 +2,7 @@
 
 from stacks.iiif_process_stack import IiifProcessStack
 from stacks.nag import add_nag_checks
-from stacks.settings import SETTING_KEYS, Settings, SettingsError, settings_from_context
+from stacks.stack_settings import SETTING_KEYS, Settings, SettingsError, settings_from_context
 
 __all__ = [
     "SETTING_KEYS",

@@ -18,7 +18,7 @@ from constructs import Construct
 from stacks.checkov import skip_checkov
 from stacks.nag import acknowledge
 from stacks.queues import secure_queue
-from stacks.settings import Settings
+from stacks.stack_settings import Settings
 
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "tif", "tiff", "gif", "webp")
 """Suffixes that trigger processing, matched in lower and in UPPER case."""

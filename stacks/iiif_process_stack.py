@@ -11,15 +11,15 @@ from constructs import Construct
 from stacks.distribution import Distribution
 from stacks.event_queue import EventQueue
 from stacks.image_repository import ImageRepository
-from stacks.ledger import Ledger
+from stacks.ledger_table import Ledger
 from stacks.monitoring import Monitoring, Thresholds
 from stacks.network import Network
 from stacks.processing import LOG_STREAM_PREFIX, DeepZoom, Processing
 from stacks.recipe import TileRecipe, image_recipe
-from stacks.reconcile import Reconcile
-from stacks.settings import LOG_RETENTION_DAYS, Settings
+from stacks.reconcile_function import Reconcile
+from stacks.stack_settings import LOG_RETENTION_DAYS, Settings
 from stacks.storage import Storage
-from stacks.trigger import CONFIG_PATH, INSTRUCTIONS_PATH, Trigger
+from stacks.trigger_function import CONFIG_PATH, INSTRUCTIONS_PATH, Trigger
 
 _RETENTION_BY_DAYS = dict(zip(LOG_RETENTION_DAYS, list(logs.RetentionDays)[:-1], strict=True))
 

@@ -7,7 +7,7 @@ from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
 from stacks.checkov import skip_checkov
-from stacks.settings import Settings
+from stacks.stack_settings import Settings
 
 REPOSITORY_LOGICAL_ID = "ImageRepository"
 KEEP_TAGGED_IMAGES = 20

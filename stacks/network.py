@@ -8,7 +8,7 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.checkov import skip_checkov
-from stacks.settings import Settings
+from stacks.stack_settings import Settings
 
 # The stack's own VPC: two AZs of public subnets, so no NAT gateway to pay for. Tasks reach ECR
 # and CloudWatch Logs through their public IP and S3 through the (free) gateway endpoint.

@@ -17,7 +17,7 @@ from constructs import Construct
 
 from stacks.checkov import skip_checkov
 from stacks.nag import acknowledge, bucket_arn_in_findings
-from stacks.settings import Settings
+from stacks.stack_settings import Settings
 
 CONTAINER_DIR = Path(__file__).resolve().parent.parent / "container"
 """The image's build context (`container/Dockerfile`)."""
@@ -37,7 +37,7 @@ class DeepZoom:
     """What the task needs for tiles, `info.json` and manifests (docs/contracts.md, "Deep zoom").
 
     `public_base_url` may be a token (the CloudFront domain); the settings that produce it are
-    validated in `stacks.settings`, and the tool checks the value again at run time.
+    validated in `stacks.stack_settings`, and the tool checks the value again at run time.
     """
 
     tiles: bool

@@ -7,7 +7,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.checkov import skip_checkov
-from stacks.settings import Settings
+from stacks.stack_settings import Settings
 
 # CDK's auto-delete-objects custom resource provider (one per stack, fixed id).
 _AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"

@@ -8,7 +8,7 @@ import pytest
 
 from stacks.processing import DeepZoom
 from stacks.recipe import TileRecipe, image_recipe
-from stacks.settings import Settings, SettingsError
+from stacks.stack_settings import Settings, SettingsError
 from tests.stacks.conftest import CUSTOM_BASE_URL, IMAGE_TAG, V2_BASE_URL, Synthesized
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from stacks.settings import (
+from stacks.stack_settings import (
     SETTING_KEYS,
     Settings,
     SettingsError,

@@ -16,7 +16,7 @@ from stacks.checkov import skip_checkov
 from stacks.nag import acknowledge, bucket_arn_in_findings
 from stacks.queues import secure_queue
 from stacks.runtime_function import runtime_function
-from stacks.settings import Settings
+from stacks.stack_settings import Settings
 
 HANDLER = "handler.handler"
 CONFIG_PATH = "/etc/go-iiif/config.json"

@@ -22,8 +22,8 @@ from stacks.event_queue import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_FACTOR
 from stacks.nag import acknowledge
 from stacks.queues import secure_queue
 from stacks.runtime_function import runtime_function
-from stacks.settings import Settings
-from stacks.trigger import skip_function_checks
+from stacks.stack_settings import Settings
+from stacks.trigger_function import skip_function_checks
 
 HANDLER = "reconcile_handler.handler"
 # A few stopped tasks at a time is plenty (each is a Query and a few writes); 2 is the least an
