@@ -93,7 +93,7 @@ def publish(uri: str, phases: Sequence[Sequence[Item]], concurrency: int = 1) ->
                 for phase in phases:
                     _run_phase(pool, write, phase)
     except BaseException:
-        _remove(uri, created, workers)
+        remove_objects(created, workers, {"uri": uri})
         _restore(uri, replaced)
         raise
 
@@ -125,8 +125,12 @@ def _restore(uri: str, replaced: list[tuple[Item, bytes]]) -> None:
             )
 
 
-def _remove(uri: str, created: list[tuple[Store, str]], workers: int) -> None:
-    """Delete what a failed publication created (each failure logged, none raised)."""
+def remove_objects(
+    created: Sequence[tuple[Store, str]], workers: int, context: dict[str, str]
+) -> None:
+    """Delete the objects a failed run created, at most ``workers`` at once (each failure
+    logged with ``context``, e.g. the image's URI, none raised): the one clean-up of both a
+    failed publication and a failed tile seeding."""
 
     def delete(store: Store, key: str) -> None:
         try:
@@ -134,10 +138,10 @@ def _remove(uri: str, created: list[tuple[Store, str]], workers: int) -> None:
         except Exception as exc:
             log.error(
                 "could not remove an object after a failed write",
-                extra={"uri": uri, "key": key, "error": str(exc)},
+                extra={**context, "key": key, "error": str(exc)},
             )
 
-    if workers == 1 or len(created) < 2:
+    if workers <= 1 or len(created) < 2:
         for store, key in created:
             delete(store, key)
         return

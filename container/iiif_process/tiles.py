@@ -24,7 +24,7 @@ import math
 import threading
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,11 +34,12 @@ import pyvips
 
 from .config import Config
 from .errors import ImageRejectedError, ParameterError, SourceNotFoundError, StoreError
+from .jpeg_markers import JpegLayout
 from .params import FORMATS, Quality
+from .publish import remove_objects
 from .stores import Store, local_source, safe_key, write_object
 from .transform import (
     JPEG_Q,
-    JpegLayout,
     _icc_description,
     apply_quality,
     browser_jpeg,
@@ -301,38 +302,8 @@ def _shrink_to(image: pyvips.Image, factor: int, size: tuple[int, int]) -> pyvip
 
 
 _KEEP_NONE = pyvips.enums.ForeignKeep.NONE
-# JPEG segments kept when the source is published as the full-size image: JFIF (APP0), the ICC
-# profile (APP2, sRGB by then), Adobe's colour transform flag (APP14) and everything that is not
-# an APPn or comment (tables, frame, scans). EXIF (GPS, serials), XMP, IPTC and comments go.
-_KEPT_APP = {0xE0, 0xE2, 0xEE}
 # Sources above this are re-encoded rather than read whole to be copied.
 COPY_SOURCE_MAX_BYTES = 256 << 20
-
-
-def jpeg_without_metadata(data: bytes) -> bytes | None:
-    """The JPEG ``data`` with its metadata segments removed and its image data untouched (no
-    re-encode, no generation loss); None when the marker structure is not as expected."""
-    if data[:2] != b"\xff\xd8":
-        return None
-    out = [data[:2]]
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if length < 2 or pos + 2 + length > len(data):
-            return None
-        if marker == 0xDA:  # start of scan: the rest is image data (and later scans)
-            out.append(data[pos:])
-            return b"".join(out)
-        if not (0xE0 <= marker <= 0xEF or marker == 0xFE) or marker in _KEPT_APP:
-            out.append(data[pos : pos + 2 + length])
-        pos += 2 + length
-    return None
 
 
 def encode_tile(image: pyvips.Image, fmt: str, jpeg_quality: int = JPEG_Q) -> bytes:
@@ -431,7 +402,7 @@ def seed_image(
             )
             written.add(f"{target}/{INFO_NAME}", len(info))
         except BaseException:
-            _remove(store, target, written.created)
+            remove_objects([(store, key) for key in written.created], workers, {"target": target})
             raise
     log.info(
         "seeded",
@@ -764,15 +735,3 @@ def _level(levels: dict[int, pyvips.Image], scale: int, plan: Plan) -> pyvips.Im
         except pyvips.Error as exc:
             raise ImageRejectedError(f"level 1/{scale} failed: {vips_message(exc)}") from None
     return levels[scale]
-
-
-def _remove(store: Store, target: str, keys: Sequence[str]) -> None:
-    """Delete what a failed run created (each failure logged, none raised)."""
-    for key in keys:
-        try:
-            store.delete(key)
-        except Exception as exc:
-            log.error(
-                "could not remove a tile after a failed seeding",
-                extra={"target": target, "key": key, "error": str(exc)},
-            )

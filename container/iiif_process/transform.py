@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import struct
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,6 +25,7 @@ from .colour import icc_description as _icc_description
 from .colour import to_srgb
 from .config import DEFAULT_JPEG_QUALITY
 from .errors import ImageRejectedError, ParameterError
+from .jpeg_markers import JpegLayout, browser_ready, jpeg_layout, jpeg_without_metadata
 from .params import DEFAULT_SIZE_RULES, Instruction, Quality, Rotation
 from .services import fit_box
 
@@ -227,76 +227,6 @@ def probe(path: str, size: int, max_pixels: int) -> Probe:
 
 # --- the source's own JPEG as the full-size derivative ---------------------------------------
 
-# Frame types every browser decodes: baseline, extended sequential and progressive, Huffman
-# coded. Lossless (SOF3), hierarchical (SOF5-7) and arithmetic-coded (SOF9-15) JPEGs are not
-# shown by Chrome or Safari: such sources are re-encoded.
-_BROWSER_FRAMES = {0xC0, 0xC1, 0xC2}
-_FRAME_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOFn (not DHT, JPG, DAC)
-# The next marker in entropy-coded data: 0xFF followed by neither a stuffed zero, a restart
-# marker nor another 0xFF (fill bytes: the match is then the last of them). A plain class, so
-# that re scans at C speed (a few ms for a 5 MB JPEG).
-_NEXT_MARKER = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
-
-
-@dataclass(frozen=True)
-class JpegLayout:
-    """What a JPEG's markers say: its frame type, sample precision and components, where its
-    image ends (just past EOI: anything after it is a trailer, e.g. a camera's preview images),
-    and whether it has metadata :func:`~.tiles.jpeg_without_metadata` would leave in (an APP2
-    that is not the ICC profile, e.g. MPF or FlashPix; an APPn or comment between scans)."""
-
-    frame: int
-    precision: int
-    components: int
-    end: int
-    other_metadata: bool
-
-
-def jpeg_layout(data: bytes) -> JpegLayout | None:
-    """Walk the markers of the JPEG ``data`` to its end of image; None when it is not a
-    well-formed single-frame JPEG (no EOI, a cut segment, a second frame)."""
-    if data[:2] != b"\xff\xd8":
-        return None
-    pos, size = 2, len(data)
-    frame: tuple[int, int, int] | None = None
-    scanned = other = False
-    while pos + 2 <= size:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xD9:  # end of image
-            if frame is None or not scanned:
-                return None
-            return JpegLayout(*frame, end=pos + 2, other_metadata=other)
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # standalone markers
-            pos += 2
-            continue
-        if pos + 4 > size:
-            return None
-        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
-        if length < 2 or pos + 2 + length > size:
-            return None
-        body = data[pos + 4 : pos + 2 + length]
-        if marker in _FRAME_MARKERS:
-            if frame is not None or len(body) < 6:
-                return None
-            frame = (marker, body[0], body[5])
-        else:
-            metadata = 0xE0 <= marker <= 0xEF or marker == 0xFE
-            not_icc = marker == 0xE2 and not body.startswith(b"ICC_PROFILE\0")
-            other = other or not_icc or (scanned and metadata)
-        pos += 2 + length
-        if marker == 0xDA:  # start of scan: entropy-coded data up to the next marker
-            scanned = True
-            found = _NEXT_MARKER.search(data, pos)
-            if found is None:
-                return None
-            pos = found.start()
-    return None
-
 
 def browser_jpeg(header: Probe) -> tuple[bytes, JpegLayout] | None:
     """The source's bytes and layout when they can be the full-size derivative as they are
@@ -326,18 +256,6 @@ def browser_jpeg(header: Probe) -> tuple[bytes, JpegLayout] | None:
     return data, layout
 
 
-def browser_ready(layout: JpegLayout) -> bool:
-    """Whether a JPEG of this layout can be published as it is, metadata stripped: a frame
-    every browser decodes (8-bit baseline, extended or progressive, Huffman coded), 1 or 3
-    components (not CMYK or YCCK), and no metadata the stripping would leave in."""
-    return (
-        layout.frame in _BROWSER_FRAMES
-        and layout.precision == 8
-        and layout.components in (1, 3)
-        and not layout.other_metadata
-    )
-
-
 def exif_orientation(orientation: int) -> bytes:
     """A minimal EXIF APP1 segment holding only the orientation tag (big-endian TIFF, one IFD
     entry: tag 0x0112, SHORT, count 1)."""
@@ -354,8 +272,6 @@ def published_jpeg(data: bytes, layout: JpegLayout, keep_all: bool, orientation:
     EXIF orientation tag when ``orientation`` is not 1 (rotation ``-1``, as a re-encode has)."""
     if keep_all:
         return data
-    from .tiles import jpeg_without_metadata
-
     # A view, not a copy: the image data is copied once, into the result.
     stripped = jpeg_without_metadata(memoryview(data)[: layout.end])  # bytes-like is enough
     if stripped is None:  # jpeg_layout walked the same markers: not expected

@@ -11,15 +11,9 @@ import pytest
 import pyvips
 from iiif_process import transform
 from iiif_process.defaults import DEFAULT_INSTRUCTIONS
+from iiif_process.jpeg_markers import browser_ready, jpeg_layout, jpeg_without_metadata
 from iiif_process.params import parse_instructions
-from iiif_process.tiles import jpeg_without_metadata
-from iiif_process.transform import (
-    Renderer,
-    SourceImage,
-    browser_ready,
-    jpeg_layout,
-    probe,
-)
+from iiif_process.transform import Renderer, SourceImage, probe
 
 from . import iiif_images as gen
 from .conftest import Workspace
