@@ -1,0 +1,110 @@
+"""claims.py's own rules: the claim margin, HeadObject's answers, the task definition's recipe."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.stub import Stubber
+from iiif_process_ecs.claims import (
+    NO_SUCH_OBJECT,
+    claim_margin,
+    head_object,
+    recipe_of_task_definition,
+    storable_key,
+)
+
+from tests.lambda_src.conftest import REGION, Infra
+
+
+def test_a_one_byte_key_is_storable() -> None:
+    assert storable_key("a") is True
+
+
+def test_with_the_stacks_sixty_seconds_claims_stop_twenty_seconds_before_the_end() -> None:
+    assert claim_margin(60.0) == 20.0
+
+
+def test_a_short_invocation_keeps_half_its_spare_time_for_launches() -> None:
+    assert claim_margin(20.0) == 15.0
+
+
+def test_an_invocation_under_the_runtask_margin_needs_just_that_margin() -> None:
+    assert claim_margin(5.0) == 10.0
+
+
+def test_without_a_bucket_the_etag_cannot_be_read() -> None:
+    etag, size, reason, aws = head_object(None, "", "a.jpg")
+    assert (etag, size, aws) == ("", None, False)
+    assert reason.startswith("cannot read the object's ETag: no source bucket")
+
+
+@pytest.fixture
+def s3(network: dict[str, str]) -> Any:
+    return boto3.client("s3", region_name=REGION)
+
+
+def test_head_object_gives_the_etag_without_quotes_and_the_size(s3: Any) -> None:
+    etag = s3.put_object(Bucket="iiif-source", Key="head/a.jpg", Body=b"12345")["ETag"]
+    assert head_object(s3, "iiif-source", "head/a.jpg") == (etag.strip('"'), 5, "", False)
+
+
+def test_a_missing_object_is_an_input_failure(s3: Any) -> None:
+    assert head_object(s3, "iiif-source", "head/missing.jpg") == ("", None, NO_SUCH_OBJECT, False)
+
+
+def test_a_refused_head_object_is_an_aws_failure_worth_another_try(s3: Any) -> None:
+    with Stubber(s3) as stub:
+        stub.add_client_error("head_object", "AccessDenied", "Access Denied", 403)
+        answer = head_object(s3, "iiif-source", "a.jpg")
+    assert answer == ("", None, "HeadObject failed: AccessDenied: Access Denied", True)
+
+
+def test_an_unreachable_s3_is_an_aws_failure_worth_another_try() -> None:
+    config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=1)
+    s3 = boto3.client(
+        "s3",
+        region_name=REGION,
+        endpoint_url="http://127.0.0.1:9",
+        config=config,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+    )
+    etag, size, reason, aws = head_object(s3, "iiif-source", "a.jpg")
+    assert (etag, size, aws) == ("", None, True)
+    assert reason.startswith("HeadObject failed: EndpointConnectionError")
+
+
+def register(ecs: Any, containers: list[dict[str, Any]]) -> str:
+    return ecs.register_task_definition(
+        family="recipe-test",
+        containerDefinitions=[
+            {"image": "example/x", "memory": 512, **container} for container in containers
+        ],
+    )["taskDefinition"]["taskDefinitionArn"]
+
+
+def test_the_recipe_is_the_configured_containers_variable(infra: Infra) -> None:
+    ecs = boto3.client("ecs", region_name=REGION)
+    arn = register(
+        ecs,
+        [
+            {"name": "sidecar", "environment": [{"name": "IIIF_PROCESS_RECIPE", "value": "x"}]},
+            {
+                "name": "iiif-process",
+                "environment": [
+                    {"name": "OTHER", "value": "y"},
+                    {"name": "IIIF_PROCESS_RECIPE", "value": "r1"},
+                ],
+            },
+        ],
+    )
+    assert recipe_of_task_definition(ecs, infra.settings(task_definition=arn)) == "r1"
+
+
+def test_a_container_without_the_variable_has_no_recipe(infra: Infra) -> None:
+    ecs = boto3.client("ecs", region_name=REGION)
+    arn = register(ecs, [{"name": "iiif-process", "environment": [{"name": "A", "value": "b"}]}])
+    assert recipe_of_task_definition(ecs, infra.settings(task_definition=arn)) == ""
