@@ -7,6 +7,8 @@ up to `queueBatchWindowSeconds`), so its keys are packed `maxUrisPerTask` to a t
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as lambda_event_sources
@@ -17,8 +19,15 @@ from constructs import Construct
 
 from stacks.checkov import skip_checkov
 from stacks.nag import acknowledge
+from stacks.props import check, check_bool, check_range
 from stacks.queues import secure_queue
-from stacks.stack_settings import Settings
+from stacks.stack_settings import (
+    LAMBDA_RESERVED_CONCURRENCY,
+    LAMBDA_TIMEOUT_SECONDS,
+    QUEUE_BATCH_SIZE,
+    QUEUE_BATCH_SIZE_WITHOUT_WINDOW,
+    QUEUE_BATCH_WINDOW_SECONDS,
+)
 
 IMAGE_SUFFIXES = ("jpg", "jpeg", "png", "tif", "tiff", "gif", "webp")
 """Suffixes that trigger processing, matched in lower and in UPPER case."""
@@ -40,12 +49,40 @@ def notification_suffixes() -> list[str]:
     return [f".{s}" for s in IMAGE_SUFFIXES] + [f".{s.upper()}" for s in IMAGE_SUFFIXES]
 
 
-def visibility_timeout_seconds(settings: Settings) -> int:
-    """How long a received message stays hidden: 6x the function timeout plus the window."""
-    return (
-        VISIBILITY_TIMEOUT_FACTOR * settings.lambda_timeout_seconds
-        + settings.queue_batch_window_seconds
-    )
+@dataclass(frozen=True, kw_only=True)
+class EventQueueProps:
+    """How the function reads the queue (settings `queueBatchSize`, `queueBatchWindowSeconds`,
+    `s3Notifications`, and the function's `lambdaTimeoutSeconds` and
+    `lambdaReservedConcurrency`)."""
+
+    batch_size: int
+    """Most messages one invocation receives; above 10 only with a batching window."""
+    batch_window_seconds: int
+    """How long Lambda gathers messages into a batch (0 = none)."""
+    function_timeout_seconds: int
+    """The consuming function's timeout, which the queue's visibility timeout must outlast."""
+    function_reserved_concurrency: int
+    """The consuming function's reserved concurrency, which caps the pollers' concurrency."""
+    s3_notifications: bool
+    """Have the source bucket notify the queue of new images."""
+
+    def __post_init__(self) -> None:
+        check_range(self, "batch_size", QUEUE_BATCH_SIZE)
+        check_range(self, "batch_window_seconds", QUEUE_BATCH_WINDOW_SECONDS)
+        check(
+            self,
+            "batch_size",
+            self.batch_size <= QUEUE_BATCH_SIZE_WITHOUT_WINDOW or self.batch_window_seconds > 0,
+            f"at most {QUEUE_BATCH_SIZE_WITHOUT_WINDOW} without a batching window",
+        )
+        check_range(self, "function_timeout_seconds", LAMBDA_TIMEOUT_SECONDS)
+        check_range(self, "function_reserved_concurrency", LAMBDA_RESERVED_CONCURRENCY)
+        check_bool(self, "s3_notifications")
+
+    @property
+    def visibility_timeout_seconds(self) -> int:
+        """How long a received message stays hidden: 6x the function timeout plus the window."""
+        return VISIBILITY_TIMEOUT_FACTOR * self.function_timeout_seconds + self.batch_window_seconds
 
 
 class EventQueue(Construct):
@@ -65,7 +102,7 @@ class EventQueue(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        settings: Settings,
+        props: EventQueueProps,
         function: lambda_.IFunction,
         source_bucket: s3.IBucket,
     ) -> None:
@@ -74,19 +111,19 @@ class EventQueue(Construct):
         self.queue = secure_queue(
             self,
             "Queue",
-            visibility_timeout=cdk.Duration.seconds(visibility_timeout_seconds(settings)),
+            visibility_timeout=cdk.Duration.seconds(props.visibility_timeout_seconds),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
             ),
         )
-        window = settings.queue_batch_window_seconds
+        window = props.batch_window_seconds
         # Lambda's pollers scale up to 1000 concurrent invocations unless capped; capped at the
         # function's reserved concurrency, they are not throttled (throttled batches return to
         # the queue and count as receives). The mapping accepts 2 to 1000.
-        reserved = settings.lambda_reserved_concurrency
+        reserved = props.function_reserved_concurrency
         self.event_source = lambda_event_sources.SqsEventSource(
             self.queue,
-            batch_size=settings.queue_batch_size,
+            batch_size=props.batch_size,
             max_batching_window=cdk.Duration.seconds(window) if window else None,
             report_batch_item_failures=True,
             max_concurrency=reserved if reserved >= 2 else None,
@@ -94,7 +131,7 @@ class EventQueue(Construct):
         function.add_event_source(self.event_source)
         self._acknowledge()
         self._acknowledge_mapping(function)
-        if settings.s3_notifications:
+        if props.s3_notifications:
             self._notify_on_images(source_bucket)
 
     def _notify_on_images(self, bucket: s3.IBucket) -> None:

@@ -9,19 +9,57 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.distribution import Distribution
-from stacks.event_queue import EventQueue
-from stacks.image_repository import ImageRepository
+from stacks.event_queue import EventQueue, EventQueueProps
+from stacks.image_repository import ImageRepository, ImageRepositoryProps
 from stacks.ledger_table import Ledger
 from stacks.monitoring import Monitoring, Thresholds
-from stacks.network import Network
-from stacks.processing import LOG_STREAM_PREFIX, DeepZoom, Processing
+from stacks.network import Network, NetworkProps
+from stacks.processing import (
+    LOG_STREAM_PREFIX,
+    TASK_ARCHITECTURES,
+    DeepZoom,
+    Processing,
+    ProcessingProps,
+)
 from stacks.recipe import TileRecipe, image_recipe
-from stacks.reconcile_function import Reconcile
+from stacks.reconcile_function import Reconcile, ReconcileProps
 from stacks.stack_settings import LOG_RETENTION_DAYS, Settings
-from stacks.storage import Storage
-from stacks.trigger_function import CONFIG_PATH, INSTRUCTIONS_PATH, Trigger
+from stacks.storage import Storage, StorageProps
+from stacks.trigger_function import CONFIG_PATH, INSTRUCTIONS_PATH, Trigger, TriggerProps
 
 _RETENTION_BY_DAYS = dict(zip(LOG_RETENTION_DAYS, list(logs.RetentionDays)[:-1], strict=True))
+_REMOVAL_POLICIES = {"retain": cdk.RemovalPolicy.RETAIN, "destroy": cdk.RemovalPolicy.DESTROY}
+
+
+def _storage_props(settings: Settings) -> StorageProps:
+    return StorageProps(
+        source_bucket_name=settings.source_bucket_name,
+        derivatives_bucket_name=settings.derivatives_bucket_name,
+        source_versioning=settings.source_versioning,
+        noncurrent_version_expiration_days=settings.noncurrent_version_expiration_days,
+        access_log_expiration_days=settings.log_retention_days,
+    )
+
+
+def _network_props(settings: Settings) -> NetworkProps:
+    return NetworkProps(
+        vpc_id=settings.vpc_id,
+        subnet_ids=settings.subnet_ids,
+        security_group_ids=settings.security_group_ids,
+        assign_public_ip=settings.assign_public_ip,
+    )
+
+
+def _processing_props(settings: Settings) -> ProcessingProps:
+    return ProcessingProps(
+        cpu=settings.cpu,
+        memory_mib=settings.memory_mib,
+        ephemeral_storage_gib=settings.ephemeral_storage_gib,
+        architecture=TASK_ARCHITECTURES[settings.cpu_architecture],
+        container_name=settings.container_name,
+        image_tag=settings.image_tag,
+        max_source_bytes=settings.max_source_bytes,
+    )
 
 
 class IiifProcessStack(cdk.Stack):
@@ -40,14 +78,13 @@ class IiifProcessStack(cdk.Stack):
             **kwargs,
         )
         self.settings = settings
+        # Decided here once, passed down to every construct that needs them.
         retention = _RETENTION_BY_DAYS[settings.log_retention_days]
-        removal_policy = (
-            cdk.RemovalPolicy.DESTROY
-            if settings.removal_policy == "destroy"
-            else cdk.RemovalPolicy.RETAIN
-        )
+        removal_policy = _REMOVAL_POLICIES[settings.removal_policy]
 
-        self.storage = Storage(self, "Storage", settings=settings)
+        self.storage = Storage(
+            self, "Storage", props=_storage_props(settings), removal_policy=removal_policy
+        )
         # Issue #11: the private derivatives bucket served to IIIF viewers over HTTPS.
         self.distribution = (
             Distribution(self, "Distribution", bucket=self.storage.derivatives_bucket)
@@ -57,18 +94,23 @@ class IiifProcessStack(cdk.Stack):
         self.network = Network(
             self,
             "Network",
-            settings=settings,
+            props=_network_props(settings),
             log_retention=retention,
             removal_policy=removal_policy,
         )
-        self.image_repository = ImageRepository(self, "ImageRepository", settings=settings)
+        self.image_repository = ImageRepository(
+            self,
+            "ImageRepository",
+            props=ImageRepositoryProps(repository_name=settings.repository_name),
+            removal_policy=removal_policy,
+        )
         self.ledger = Ledger(self, "Ledger", removal_policy=removal_policy)
         self.recipe = image_recipe(tiles=self._tile_recipe())
         source, derivatives = self.storage.source_bucket, self.storage.derivatives_bucket
         self.processing = Processing(
             self,
             "Processing",
-            settings=settings,
+            props=_processing_props(settings),
             vpc=self.network.vpc,
             repository=self.image_repository.repository,
             source_bucket_name=source.bucket_name,
@@ -88,7 +130,11 @@ class IiifProcessStack(cdk.Stack):
         self.trigger = Trigger(
             self,
             "Trigger",
-            settings=settings,
+            props=TriggerProps(
+                timeout_seconds=settings.lambda_timeout_seconds,
+                memory_mib=settings.lambda_memory_mib,
+                reserved_concurrency=settings.lambda_reserved_concurrency,
+            ),
             environment=self._function_environment(),
             log_retention=retention,
             removal_policy=removal_policy,
@@ -96,14 +142,23 @@ class IiifProcessStack(cdk.Stack):
         self.event_queue = EventQueue(
             self,
             "EventQueue",
-            settings=settings,
+            props=EventQueueProps(
+                batch_size=settings.queue_batch_size,
+                batch_window_seconds=settings.queue_batch_window_seconds,
+                function_timeout_seconds=settings.lambda_timeout_seconds,
+                function_reserved_concurrency=settings.lambda_reserved_concurrency,
+                s3_notifications=settings.s3_notifications,
+            ),
             function=self.trigger.function,
             source_bucket=source,
         )
         self.reconcile = Reconcile(
             self,
             "Reconcile",
-            settings=settings,
+            props=ReconcileProps(
+                timeout_seconds=settings.lambda_timeout_seconds,
+                memory_mib=settings.lambda_memory_mib,
+            ),
             cluster_arn=self.processing.cluster.cluster_arn,
             environment=self._reconcile_environment(),
             log_retention=retention,

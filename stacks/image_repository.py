@@ -2,16 +2,41 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
 from stacks.checkov import skip_checkov
-from stacks.stack_settings import Settings
+from stacks.props import check
+from stacks.stack_settings import REPOSITORY_NAME
 
 REPOSITORY_LOGICAL_ID = "ImageRepository"
 KEEP_TAGGED_IMAGES = 20
 UNTAGGED_IMAGE_DAYS = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImageRepositoryProps:
+    """The repository's name (setting `repositoryName`); None lets CloudFormation choose it."""
+
+    repository_name: str | None
+
+    def __post_init__(self) -> None:
+        name = self.repository_name
+        check(
+            self,
+            "repository_name",
+            name is None
+            or (
+                isinstance(name, str)
+                and 2 <= len(name) <= 256
+                and bool(REPOSITORY_NAME.fullmatch(name))
+            ),
+            "None, or an ECR repository name: lowercase letters, digits and . _ - / "
+            "(2-256 characters)",
+        )
 
 
 class ImageRepository(Construct):
@@ -21,15 +46,21 @@ class ImageRepository(Construct):
         repository: the repository (named by the `repositoryName` setting, or by CloudFormation).
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        props: ImageRepositoryProps,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
         super().__init__(scope, construct_id)
-        destroy = settings.removal_policy == "destroy"
         self.repository = ecr.Repository(
             self,
             "Repository",
             # None lets CloudFormation name it; `make image-push` and CI find it through the
             # stack's `RepositoryUri` output. (local_aws/ passes a name: moto needs one.)
-            repository_name=settings.repository_name,
+            repository_name=props.repository_name,
             image_tag_mutability=ecr.TagMutability.IMMUTABLE,
             image_scan_on_push=True,
             encryption=ecr.RepositoryEncryption.AES_256,
@@ -47,8 +78,9 @@ class ImageRepository(Construct):
                     max_image_count=KEEP_TAGGED_IMAGES,
                 ),
             ],
-            removal_policy=cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN,
-            empty_on_delete=destroy,
+            removal_policy=removal_policy,
+            # Deleting a repository that holds images fails unless it is emptied first.
+            empty_on_delete=removal_policy == cdk.RemovalPolicy.DESTROY,
         )
         cfn_repository = self.repository.node.default_child
         assert isinstance(cfn_repository, ecr.CfnRepository)

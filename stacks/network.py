@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from stacks.checkov import skip_checkov
-from stacks.stack_settings import Settings
+from stacks.props import check, check_bool
+from stacks.stack_settings import MAX_SECURITY_GROUPS, MAX_SUBNETS
 
 # The stack's own VPC: two AZs of public subnets, so no NAT gateway to pay for. Tasks reach ECR
 # and CloudWatch Logs through their public IP and S3 through the (free) gateway endpoint.
@@ -19,6 +22,34 @@ PUBLIC_SUBNET_CIDR_MASK = 24
 TASK_EGRESS_PORT = 443
 # The stack-level provider of CDK's `Custom::VpcRestrictDefaultSG` (fixed id, one per stack).
 _RESTRICT_DEFAULT_SG_PROVIDER_ID = "Custom::VpcRestrictDefaultSGCustomResourceProvider"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkProps:
+    """Where tasks run (settings `vpcId`, `subnetIds`, `securityGroupIds`, `assignPublicIp`).
+
+    Without `vpc_id` the construct creates a VPC and a security group, so `subnet_ids` and
+    `security_group_ids` must be empty; with it, both name what RunTask places tasks in.
+    """
+
+    vpc_id: str | None
+    subnet_ids: tuple[str, ...]
+    security_group_ids: tuple[str, ...]
+    assign_public_ip: bool
+
+    def __post_init__(self) -> None:
+        check(self, "vpc_id", self.vpc_id is None or bool(self.vpc_id), "a VPC id, or None")
+        for field, most in (
+            ("subnet_ids", MAX_SUBNETS),
+            ("security_group_ids", MAX_SECURITY_GROUPS),
+        ):
+            ids = getattr(self, field)
+            check(self, field, isinstance(ids, tuple), "a tuple of ids")
+            if self.vpc_id is None:
+                check(self, field, not ids, "empty unless vpc_id is set")
+            else:
+                check(self, field, 1 <= len(ids) <= most, f"1 to {most} ids with vpc_id")
+        check_bool(self, "assign_public_ip")
 
 
 class Network(Construct):
@@ -37,17 +68,17 @@ class Network(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        settings: Settings,
+        props: NetworkProps,
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.assign_public_ip: bool = settings.assign_public_ip
+        self.assign_public_ip: bool = props.assign_public_ip
         self.flow_log_group: logs.ILogGroup | None = None
-        if settings.vpc_id is None:
+        if props.vpc_id is None:
             self._create(log_retention, removal_policy)
         else:
-            self._import(settings)
+            self._import(props.vpc_id, props)
 
     def _create(self, log_retention: logs.RetentionDays, removal_policy: cdk.RemovalPolicy) -> None:
         self.flow_log_group = logs.LogGroup(
@@ -127,12 +158,11 @@ class Network(Construct):
         ):
             skip_checkov(handler, check_id, reason.format(why))
 
-    def _import(self, settings: Settings) -> None:
-        assert settings.vpc_id is not None
+    def _import(self, vpc_id: str, props: NetworkProps) -> None:
         self.vpc = ec2.Vpc.from_vpc_attributes(
             self,
             "Vpc",
-            vpc_id=settings.vpc_id,
+            vpc_id=vpc_id,
             # Only the cluster holds this VPC; tasks are placed by subnet id at RunTask.
             availability_zones=cdk.Fn.get_azs(),
         )
@@ -140,5 +170,5 @@ class Network(Construct):
             "@aws-cdk/aws-ec2:vpcAttributeIsListTokenavailabilityZones",
             "Nothing selects subnets from the imported VPC; tasks get the subnetIds setting.",
         )
-        self.subnet_ids = list(settings.subnet_ids)
-        self.security_group_ids = list(settings.security_group_ids)
+        self.subnet_ids = list(props.subnet_ids)
+        self.security_group_ids = list(props.security_group_ids)

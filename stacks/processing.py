@@ -17,7 +17,14 @@ from constructs import Construct
 
 from stacks.checkov import skip_checkov
 from stacks.nag import acknowledge, bucket_arn_in_findings
-from stacks.stack_settings import Settings
+from stacks.props import check, check_choice, check_range
+from stacks.stack_settings import (
+    CONTAINER_NAME,
+    EPHEMERAL_STORAGE_GIB,
+    FARGATE_MEMORY_BY_CPU,
+    IMAGE_TAG,
+    MAX_SOURCE_BYTES,
+)
 
 CONTAINER_DIR = Path(__file__).resolve().parent.parent / "container"
 """The image's build context (`container/Dockerfile`)."""
@@ -30,6 +37,65 @@ LOG_STREAM_PREFIX = "iiif-process"
 CONTAINER_USER = "1000:1000"
 
 _ASSET_EXCLUDES = ["**/__pycache__", "**/*.pyc", "**/.pytest_cache", "**/*.egg-info"]
+
+# Fargate gives every task this much disk for free; only a larger one is declared (and billed).
+FREE_EPHEMERAL_STORAGE_GIB = EPHEMERAL_STORAGE_GIB[0]
+
+
+@dataclass(frozen=True)
+class TaskArchitecture:
+    """One CPU architecture, as the task definition and the image build each name it."""
+
+    runtime: ecs.CpuArchitecture
+    image_platform: ecr_assets.Platform
+
+
+X86_64 = TaskArchitecture(ecs.CpuArchitecture.X86_64, ecr_assets.Platform.LINUX_AMD64)
+ARM64 = TaskArchitecture(ecs.CpuArchitecture.ARM64, ecr_assets.Platform.LINUX_ARM64)
+TASK_ARCHITECTURES: dict[str, TaskArchitecture] = {"X86_64": X86_64, "ARM64": ARM64}
+"""The `cpuArchitecture` setting's values."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProcessingProps:
+    """The task's size and image (settings `cpu`, `memoryMiB`, `ephemeralStorageGiB`,
+    `cpuArchitecture`, `containerName`, `imageTag`, `maxSourceBytes`)."""
+
+    cpu: int
+    """Fargate CPU units."""
+    memory_mib: int
+    """Task memory, also the container's hard limit; one Fargate accepts for `cpu`."""
+    ephemeral_storage_gib: int
+    """Task disk; above Fargate's free 20 GiB it is declared."""
+    architecture: TaskArchitecture
+    """The task's CPU architecture, and so the platform the image is built for."""
+    container_name: str
+    """The container's name in the task definition."""
+    image_tag: str | None
+    """Run this tag of the repository; None builds `container/` as an image asset."""
+    max_source_bytes: int
+    """Larger source objects are skipped (0 = no limit)."""
+
+    def __post_init__(self) -> None:
+        check_choice(self, "cpu", FARGATE_MEMORY_BY_CPU)
+        check_choice(self, "memory_mib", FARGATE_MEMORY_BY_CPU[self.cpu])
+        check_range(self, "ephemeral_storage_gib", EPHEMERAL_STORAGE_GIB)
+        check_choice(self, "architecture", (X86_64, ARM64))
+        check(
+            self,
+            "container_name",
+            isinstance(self.container_name, str)
+            and bool(CONTAINER_NAME.fullmatch(self.container_name)),
+            "a container name: a letter or digit, then up to 254 letters, digits, '_' or '-'",
+        )
+        check(
+            self,
+            "image_tag",
+            self.image_tag is None
+            or (isinstance(self.image_tag, str) and bool(IMAGE_TAG.fullmatch(self.image_tag))),
+            "None, or an image tag of up to 128 letters, digits, '_', '.', '-'",
+        )
+        check_range(self, "max_source_bytes", MAX_SOURCE_BYTES)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,7 +152,7 @@ class Processing(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        settings: Settings,
+        props: ProcessingProps,
         vpc: ec2.IVpc,
         repository: ecr.IRepository,
         source_bucket_name: str,
@@ -105,33 +171,30 @@ class Processing(Construct):
         self.log_group = logs.LogGroup(
             self, "LogGroup", retention=log_retention, removal_policy=removal_policy
         )
-        architecture = (
-            ecs.CpuArchitecture.ARM64
-            if settings.cpu_architecture == "ARM64"
-            else ecs.CpuArchitecture.X86_64
-        )
         self.task_definition = ecs.FargateTaskDefinition(
             self,
             "TaskDefinition",
-            cpu=settings.cpu,
-            memory_limit_mib=settings.memory_mib,
+            cpu=props.cpu,
+            memory_limit_mib=props.memory_mib,
             # Leaving it unset keeps Fargate's free 20 GiB; only a larger disk is declared.
             ephemeral_storage_gib=(
-                settings.ephemeral_storage_gib if settings.ephemeral_storage_gib > 20 else None
+                props.ephemeral_storage_gib
+                if props.ephemeral_storage_gib > FREE_EPHEMERAL_STORAGE_GIB
+                else None
             ),
             runtime_platform=ecs.RuntimePlatform(
-                cpu_architecture=architecture,
+                cpu_architecture=props.architecture.runtime,
                 operating_system_family=ecs.OperatingSystemFamily.LINUX,
             ),
         )
         region = cdk.Aws.REGION
         self.container = self.task_definition.add_container(
-            settings.container_name,
-            container_name=settings.container_name,
-            image=_image(settings, repository),
+            props.container_name,
+            container_name=props.container_name,
+            image=_image(props, repository),
             # A container-level hard limit equal to the task's: ECS needs none on Fargate, but
             # moto's RunTask fails without one, and it names the limit behind exit code 137.
-            memory_limit_mib=settings.memory_mib,
+            memory_limit_mib=props.memory_mib,
             user=CONTAINER_USER,
             essential=True,
             logging=ecs.LogDrivers.aws_logs(
@@ -147,7 +210,7 @@ class Processing(Construct):
                 # docs/contracts.md, "The ledger": each image's outcome, as it finishes.
                 "IIIF_PROCESS_LEDGER_TABLE": ledger_table_name,
                 "IIIF_PROCESS_RECIPE": recipe,
-                "IIIF_PROCESS_MAX_SOURCE_BYTES": str(settings.max_source_bytes),
+                "IIIF_PROCESS_MAX_SOURCE_BYTES": str(props.max_source_bytes),
                 # docs/contracts.md, "Metrics": the `Stack` dimension of every metric.
                 "IIIF_PROCESS_STACK_NAME": stack_name,
                 # docs/contracts.md, "Deep zoom": tiles, info.json and manifest of each image.
@@ -235,15 +298,10 @@ class Processing(Construct):
             )
 
 
-def _image(settings: Settings, repository: ecr.IRepository) -> ecs.ContainerImage:
-    if settings.image_tag is not None:
-        return ecs.ContainerImage.from_ecr_repository(repository, settings.image_tag)
-    platform = (
-        ecr_assets.Platform.LINUX_ARM64
-        if settings.cpu_architecture == "ARM64"
-        else ecr_assets.Platform.LINUX_AMD64
-    )
+def _image(props: ProcessingProps, repository: ecr.IRepository) -> ecs.ContainerImage:
+    if props.image_tag is not None:
+        return ecs.ContainerImage.from_ecr_repository(repository, props.image_tag)
     # Staged at synth, built and pushed by `cdk deploy` (no Docker needed before that).
     return ecs.ContainerImage.from_asset(
-        str(CONTAINER_DIR), platform=platform, exclude=_ASSET_EXCLUDES
+        str(CONTAINER_DIR), platform=props.architecture.image_platform, exclude=_ASSET_EXCLUDES
     )

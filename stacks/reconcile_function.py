@@ -9,6 +9,8 @@ the task did not finish (docs/contracts.md, "The ledger").
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
@@ -21,8 +23,7 @@ from stacks.checkov import skip_checkov
 from stacks.event_queue import MAX_RECEIVE_COUNT, VISIBILITY_TIMEOUT_FACTOR
 from stacks.nag import acknowledge
 from stacks.queues import secure_queue
-from stacks.runtime_function import runtime_function
-from stacks.stack_settings import Settings
+from stacks.runtime_function import check_function_size, runtime_function
 from stacks.trigger_function import skip_function_checks
 
 HANDLER = "reconcile_handler.handler"
@@ -34,6 +35,18 @@ BATCH_SIZE = 10
 EVENT_SOURCE = "aws.ecs"
 EVENT_DETAIL_TYPE = "ECS Task State Change"
 STOPPED = "STOPPED"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReconcileProps:
+    """The reconcile function's size (settings `lambdaTimeoutSeconds`, `lambdaMemoryMiB`, which
+    it shares with the trigger)."""
+
+    timeout_seconds: int
+    memory_mib: int
+
+    def __post_init__(self) -> None:
+        check_function_size(self)
 
 
 class Reconcile(Construct):
@@ -54,7 +67,7 @@ class Reconcile(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        settings: Settings,
+        props: ReconcileProps,
         cluster_arn: str,
         environment: dict[str, str],
         log_retention: logs.RetentionDays,
@@ -66,7 +79,7 @@ class Reconcile(Construct):
             self,
             "Queue",
             visibility_timeout=cdk.Duration.seconds(
-                VISIBILITY_TIMEOUT_FACTOR * settings.lambda_timeout_seconds
+                VISIBILITY_TIMEOUT_FACTOR * props.timeout_seconds
             ),
             dead_letter_queue=sqs.DeadLetterQueue(
                 queue=self.dead_letter_queue, max_receive_count=MAX_RECEIVE_COUNT
@@ -91,8 +104,8 @@ class Reconcile(Construct):
             role_description="iiif-process reconcile: re-queues or re-runs the keys of stopped "
             "tasks.",
             environment=environment,
-            timeout_seconds=settings.lambda_timeout_seconds,
-            memory_mib=settings.lambda_memory_mib,
+            timeout_seconds=props.timeout_seconds,
+            memory_mib=props.memory_mib,
             reserved_concurrency=RESERVED_CONCURRENCY,
             log_retention=log_retention,
             removal_policy=removal_policy,

@@ -14,11 +14,20 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from stacks.props import check_range
+from stacks.stack_settings import LAMBDA_MEMORY_MIB, LAMBDA_TIMEOUT_SECONDS
+
 LAMBDA_DIR = Path(__file__).resolve().parent.parent / "lambda_src"
 """The functions' code: the handlers and the `iiif_process_ecs` package (boto3 only)."""
 
 RUNTIME = lambda_.Runtime.PYTHON_3_14
 CODE_EXCLUDES = ["requirements.txt", "**/__pycache__", "**/*.pyc", "**/*.egg-info"]
+
+
+def check_function_size(props: object) -> None:
+    """`props.timeout_seconds` and `props.memory_mib` are within what Lambda accepts."""
+    check_range(props, "timeout_seconds", LAMBDA_TIMEOUT_SECONDS)
+    check_range(props, "memory_mib", LAMBDA_MEMORY_MIB)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
     731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 
+# RunTask's awsvpcConfiguration takes at most 16 subnets and 5 security groups.
+MAX_SUBNETS = 16
+MAX_SECURITY_GROUPS = 5
 EPHEMERAL_STORAGE_GIB = (20, 200)  # 20 is Fargate's free default; above it is billed.
 LAMBDA_TIMEOUT_SECONDS = (1, 900)
 LAMBDA_MEMORY_MIB = (128, 10240)
@@ -70,9 +73,9 @@ _VPC_ID = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET_ID = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
 # ECR: lowercase path components separated by "/", each component [a-z0-9] runs joined by . _ -
-_REPOSITORY_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
-_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-_CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
+REPOSITORY_NAME = re.compile(r"^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$")
+IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
 _REPORT_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,254}$")
 _STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 # One plain address, as an SNS email subscription takes it: local@domain.tld, no spaces or lists.
@@ -385,7 +388,7 @@ def _validate(s: Settings) -> None:
     _check_pattern(
         s,
         "repository_name",
-        _REPOSITORY_NAME,
+        REPOSITORY_NAME,
         "an ECR repository name: lowercase letters, digits and . _ - / (2-256 characters)",
     )
     if s.repository_name is not None and not 2 <= len(s.repository_name) <= 256:
@@ -393,7 +396,7 @@ def _validate(s: Settings) -> None:
     _check_pattern(
         s,
         "image_tag",
-        _IMAGE_TAG,
+        IMAGE_TAG,
         "an image tag: up to 128 letters, digits, '_', '.', '-', not starting with '.' or '-'",
     )
     _check_choice(s, "cpu", FARGATE_MEMORY_BY_CPU)
@@ -409,7 +412,7 @@ def _validate(s: Settings) -> None:
     _check_pattern(
         s,
         "container_name",
-        _CONTAINER_NAME,
+        CONTAINER_NAME,
         "up to 255 letters, digits, '_' and '-', starting with a letter or digit",
     )
     _check_choice(s, "log_retention_days", LOG_RETENTION_DAYS)
@@ -487,10 +490,9 @@ def _check_queue_batching(s: Settings) -> None:
 
 def _check_network(s: Settings) -> None:
     _check_pattern(s, "vpc_id", _VPC_ID, "a VPC id like vpc-0123456789abcdef0")
-    # RunTask's awsvpcConfiguration takes at most 16 subnets and 5 security groups.
     for field, pattern, example, most in (
-        ("subnet_ids", _SUBNET_ID, "subnet-0123456789abcdef0", 16),
-        ("security_group_ids", _SECURITY_GROUP_ID, "sg-0123456789abcdef0", 5),
+        ("subnet_ids", _SUBNET_ID, "subnet-0123456789abcdef0", MAX_SUBNETS),
+        ("security_group_ids", _SECURITY_GROUP_ID, "sg-0123456789abcdef0", MAX_SECURITY_GROUPS),
     ):
         values = getattr(s, field)
         if not isinstance(values, tuple):

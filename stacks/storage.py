@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from stacks.checkov import skip_checkov
-from stacks.stack_settings import Settings
+from stacks.props import check, check_bool, check_choice, check_range
+from stacks.stack_settings import LOG_RETENTION_DAYS, NONCURRENT_VERSION_EXPIRATION_DAYS
 
 # CDK's auto-delete-objects custom resource provider (one per stack, fixed id).
 _AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
@@ -16,6 +19,38 @@ _AUTO_DELETE_PROVIDER_ID = "Custom::S3AutoDeleteObjectsCustomResourceProvider"
 SOURCE_BUCKET_LOGICAL_ID = "SourceBucket"
 DERIVATIVES_BUCKET_LOGICAL_ID = "DerivativesBucket"
 ACCESS_LOGS_BUCKET_LOGICAL_ID = "AccessLogsBucket"
+
+
+@dataclass(frozen=True, kw_only=True)
+class StorageProps:
+    """What the buckets are made of (settings `sourceBucketName`, `derivativesBucketName`,
+    `sourceVersioning`, `noncurrentVersionExpirationDays`, `logRetentionDays`)."""
+
+    source_bucket_name: str | None
+    """Import this bucket as the source instead of creating one."""
+    derivatives_bucket_name: str | None
+    """Import this bucket for derivatives instead of creating one."""
+    source_versioning: bool
+    """Version a created source bucket."""
+    noncurrent_version_expiration_days: int
+    """Days a created, versioned source bucket keeps a replaced version; 0 = forever."""
+    access_log_expiration_days: int
+    """Days server access logs are kept (one of CloudWatch Logs' retention periods)."""
+
+    def __post_init__(self) -> None:
+        for field in ("source_bucket_name", "derivatives_bucket_name"):
+            name = getattr(self, field)
+            check(self, field, name is None or bool(name), "a bucket name, or None")
+        check(
+            self,
+            "derivatives_bucket_name",
+            self.source_bucket_name is None
+            or self.source_bucket_name != self.derivatives_bucket_name,
+            "a bucket other than the source (derivatives there would trigger processing again)",
+        )
+        check_bool(self, "source_versioning")
+        check_range(self, "noncurrent_version_expiration_days", NONCURRENT_VERSION_EXPIRATION_DAYS)
+        check_choice(self, "access_log_expiration_days", LOG_RETENTION_DAYS)
 
 
 class Storage(Construct):
@@ -27,15 +62,22 @@ class Storage(Construct):
         access_logs_bucket: server access logs of created buckets, or None if both are imported.
     """
 
-    def __init__(self, scope: Construct, construct_id: str, *, settings: Settings) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        props: StorageProps,
+        removal_policy: cdk.RemovalPolicy,
+    ) -> None:
         super().__init__(scope, construct_id)
-        destroy = settings.removal_policy == "destroy"
-        self._removal_policy = cdk.RemovalPolicy.DESTROY if destroy else cdk.RemovalPolicy.RETAIN
-        self._auto_delete = destroy
-        self._log_expiration = cdk.Duration.days(settings.log_retention_days)
-        self._settings = settings
+        self._removal_policy = removal_policy
+        # Destroying a bucket that still holds objects fails; CDK's custom resource empties it.
+        self._auto_delete = removal_policy == cdk.RemovalPolicy.DESTROY
+        self._log_expiration = cdk.Duration.days(props.access_log_expiration_days)
+        self._props = props
 
-        imports_both = settings.source_bucket_name and settings.derivatives_bucket_name
+        imports_both = props.source_bucket_name and props.derivatives_bucket_name
         self.access_logs_bucket: s3.IBucket | None = (
             None if imports_both else self._access_logs_bucket()
         )
@@ -44,14 +86,14 @@ class Storage(Construct):
         self.source_bucket: s3.IBucket = self._bucket(
             "SourceBucket",
             SOURCE_BUCKET_LOGICAL_ID,
-            settings.source_bucket_name,
+            props.source_bucket_name,
             "source/",
-            versioned=settings.source_versioning,
+            versioned=props.source_versioning,
         )
         self.derivatives_bucket: s3.IBucket = self._bucket(
             "DerivativesBucket",
             DERIVATIVES_BUCKET_LOGICAL_ID,
-            settings.derivatives_bucket_name,
+            props.derivatives_bucket_name,
             "derivatives/",
             versioned=False,
         )
@@ -83,7 +125,7 @@ class Storage(Construct):
     ) -> s3.IBucket:
         if import_name is not None:
             return s3.Bucket.from_bucket_name(self, construct_id, import_name)
-        keep_days = self._settings.noncurrent_version_expiration_days
+        keep_days = self._props.noncurrent_version_expiration_days
         bucket = s3.Bucket(
             self,
             construct_id,
@@ -112,7 +154,7 @@ class Storage(Construct):
 
     def _acknowledge_checkov(self) -> None:
         source, derivatives = self.source_bucket, self.derivatives_bucket
-        if isinstance(source, s3.Bucket) and not self._settings.source_versioning:
+        if isinstance(source, s3.Bucket) and not self._props.source_versioning:
             skip_checkov(
                 source,
                 "CKV_AWS_21",

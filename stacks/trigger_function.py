@@ -5,6 +5,8 @@ S3 notifications reach it through the event queue (`stacks/event_queue.py`).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
@@ -14,13 +16,29 @@ from constructs import Construct
 
 from stacks.checkov import skip_checkov
 from stacks.nag import acknowledge, bucket_arn_in_findings
+from stacks.props import check_range
 from stacks.queues import secure_queue
-from stacks.runtime_function import runtime_function
-from stacks.stack_settings import Settings
+from stacks.runtime_function import check_function_size, runtime_function
+from stacks.stack_settings import LAMBDA_RESERVED_CONCURRENCY
 
 HANDLER = "handler.handler"
 CONFIG_PATH = "/etc/go-iiif/config.json"
 INSTRUCTIONS_PATH = "/etc/go-iiif/instructions.json"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TriggerProps:
+    """The trigger function's size (settings `lambdaTimeoutSeconds`, `lambdaMemoryMiB`,
+    `lambdaReservedConcurrency`)."""
+
+    timeout_seconds: int
+    memory_mib: int
+    reserved_concurrency: int
+    """Cap on concurrent invocations (and so on concurrent RunTask callers)."""
+
+    def __post_init__(self) -> None:
+        check_function_size(self)
+        check_range(self, "reserved_concurrency", LAMBDA_RESERVED_CONCURRENCY)
 
 
 class Trigger(Construct):
@@ -39,7 +57,7 @@ class Trigger(Construct):
         scope: Construct,
         construct_id: str,
         *,
-        settings: Settings,
+        props: TriggerProps,
         environment: dict[str, str],
         log_retention: logs.RetentionDays,
         removal_policy: cdk.RemovalPolicy,
@@ -52,9 +70,9 @@ class Trigger(Construct):
             description="Starts iiif-process Fargate tasks for images put in the source bucket.",
             role_description="iiif-process trigger: writes its logs, runs the iiif-process task.",
             environment=environment,
-            timeout_seconds=settings.lambda_timeout_seconds,
-            memory_mib=settings.lambda_memory_mib,
-            reserved_concurrency=settings.lambda_reserved_concurrency,
+            timeout_seconds=props.timeout_seconds,
+            memory_mib=props.memory_mib,
+            reserved_concurrency=props.reserved_concurrency,
             log_retention=log_retention,
             removal_policy=removal_policy,
             dead_letter_queue=self.dead_letter_queue,
