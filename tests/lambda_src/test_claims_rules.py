@@ -10,13 +10,17 @@ from botocore.config import Config
 from botocore.stub import Stubber
 from iiif_process_ecs.claims import (
     NO_SUCH_OBJECT,
+    InputOutcome,
     claim_margin,
     head_object,
     recipe_of_task_definition,
+    record_input_outcomes,
     storable_key,
 )
+from iiif_process_ecs.ledger import Ledger, now_iso
 
 from tests.lambda_src.conftest import REGION, Infra
+from tests.lambda_src.ledger_support import create_ledger_table, dynamodb, item_of, put_item
 
 
 def test_a_one_byte_key_is_storable() -> None:
@@ -108,3 +112,36 @@ def test_a_container_without_the_variable_has_no_recipe(infra: Infra) -> None:
     ecs = boto3.client("ecs", region_name=REGION)
     arn = register(ecs, [{"name": "iiif-process", "environment": [{"name": "A", "value": "b"}]}])
     assert recipe_of_task_definition(ecs, infra.settings(task_definition=arn)) == ""
+
+
+@pytest.fixture
+def table(aws: None) -> str:
+    return create_ledger_table()
+
+
+def test_input_outcomes_are_counted_by_what_became_of_them(table: str) -> None:
+    put_item(table, uri="busy.jpg", status="started", updated_at=now_iso())
+    outcomes = [
+        InputOutcome("a.txt", "skipped", "unsupported"),
+        InputOutcome("b.txt", "skipped", "unsupported"),
+        InputOutcome("busy.jpg", "failed", "no such object"),
+        InputOutcome("", "failed", "unsafe key"),
+        InputOutcome("c.txt", "skipped", "unsupported"),
+    ]
+    counts = record_input_outcomes(Ledger(table, dynamodb()), outcomes)
+    assert counts == {"recorded": 3, "kept": 1, "unstorable": 1, "not_recorded": 0}
+
+
+def test_a_keys_first_outcome_in_the_event_is_the_one_recorded(table: str) -> None:
+    outcomes = [InputOutcome("a.txt", "skipped", "first"), InputOutcome("a.txt", "failed", "2nd")]
+    counts = record_input_outcomes(Ledger(table, dynamodb()), outcomes)
+    assert (counts["recorded"], (item_of(table, "a.txt") or {}).get("reason")) == (1, "first")
+
+
+def test_outcomes_are_written_with_exactly_five_seconds_left(table: str) -> None:
+    counts = record_input_outcomes(
+        Ledger(table, dynamodb()),
+        [InputOutcome("x.txt", "skipped", "r")],
+        remaining_seconds=lambda: 5.0,
+    )
+    assert counts["recorded"] == 1
