@@ -21,6 +21,7 @@ from iiif_process.batch import process_uris
 from iiif_process.config import Config, StoreSpec
 from iiif_process.ledger import Ledger
 from iiif_process.params import parse_instructions
+from iiif_process.pool import ABANDONED, StopSignal
 from iiif_process.process import ReportOptions
 from iiif_process.stores import DiskStore, Downloaded, MemoryStore, S3Store
 from moto import mock_aws
@@ -162,6 +163,37 @@ def test_a_killed_worker_is_recorded_failed_and_retryable(dynamodb: Any, tmp_pat
         "worker killed by SIGKILL (out of memory?) while processing this image",
         True,
     )
+
+
+def test_a_uri_no_worker_could_take_is_recorded_failed_and_retryable(
+    dynamodb: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    _batch(tmp_path, ["a.jpg"], Ledger(TABLE, RECIPE))
+    item = _items(dynamodb)["a.jpg"]
+    assert (item["status"], item["retryable"]) == ("failed", True)
+
+
+def test_a_uri_abandoned_on_sigterm_is_recorded_failed_and_retryable(
+    dynamodb: Any, tmp_path: Path
+) -> None:
+    stop = StopSignal()
+    stop.set()  # SIGTERM before the batch started a worker
+    ledger = Ledger(TABLE, RECIPE)
+    config = Config(StoreSpec("memory"), StoreSpec("memory"))
+    process_uris(
+        ["a.jpg"],
+        config,
+        INSTRUCTIONS,
+        MemoryStore(),
+        MemoryStore(),
+        ReportOptions(),
+        stop=stop,
+        ledger=ledger,
+    )
+    ledger.close()
+    item = _items(dynamodb)["a.jpg"]
+    assert (item["status"], item["reason"], item["retryable"]) == ("failed", ABANDONED, True)
 
 
 class RecordingClient:

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import pyvips
 from iiif_process.batch import WorkerJob, process_uris
 from iiif_process.config import Config, StoreSpec
 from iiif_process.params import parse_instructions
-from iiif_process.pool import ABANDONED, Pool, StopSignal, _Worker
+from iiif_process.pool import ABANDONED, PUBLISH_GRACE, Pool, StopSignal, _Worker
 from iiif_process.process import ReportOptions, process_uri
 from iiif_process.stores import DiskStore, MemoryStore
 
@@ -138,7 +139,7 @@ def test_the_uris_after_a_killed_worker_run_on_one_new_worker_process(tmp_path: 
         readers["b.jpg"],
         readers["b.jpg"],
     )
-    assert readers["b.jpg"] != readers["a.jpg"]
+    assert readers["b.jpg"] not in (readers["a.jpg"], str(os.getpid()))
 
 
 def test_an_unexpected_exception_is_an_internal_error_entry_for_its_uri(tmp_path: Path) -> None:
@@ -417,6 +418,42 @@ def test_after_sigterm_a_worker_past_the_stop_seconds_is_killed_and_its_image_ab
         -signal.SIGKILL,
         {"origin": "x.jpg", "error": ABANDONED},
     )
+
+
+def _publishing_past_the_deadline(seconds: float) -> _Worker:
+    """A worker publishing ``seconds`` after the stop deadline (SIGTERM with -stop-seconds 0),
+    once the parent enforced the deadline."""
+    pool, [(first, _), _] = _stopped(0)
+    assert pool.stop is not None and pool.stop.at is not None
+    pool.stop.at -= seconds
+    first.process = subprocess.Popen(["sleep", "60"])
+    first.publishing = True
+    pool.enforce_deadline()
+    return first
+
+
+def test_after_sigterm_a_publish_under_way_gets_its_grace_past_the_deadline() -> None:
+    worker = _publishing_past_the_deadline(PUBLISH_GRACE - 0.5)
+    assert worker.process is not None
+    running = worker.process.poll() is None
+    worker.process.kill()
+    worker.process.wait()
+    assert running
+
+
+def test_after_sigterm_a_publish_is_stopped_once_its_grace_is_over() -> None:
+    worker = _publishing_past_the_deadline(PUBLISH_GRACE + 0.5)
+    assert worker.process is not None and worker.process.wait(5) == -signal.SIGKILL
+
+
+def test_after_sigterm_the_parent_wakes_at_the_deadline_while_no_worker_speaks() -> None:
+    # Two workers busy and silent: the wait for them ends at the deadline (to stop them), not
+    # when one of them next speaks.
+    pool, _ends = _stopped(0.2)  # the workers' ends stay open: they are busy, not dead
+    waiting = threading.Thread(target=pool.step, daemon=True)
+    waiting.start()
+    waiting.join(3)
+    assert not waiting.is_alive()
 
 
 def test_after_sigterm_the_uris_not_started_are_abandoned() -> None:

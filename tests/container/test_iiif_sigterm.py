@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import subprocess
@@ -19,7 +20,8 @@ from typing import Any
 
 import pytest
 from iiif_process.defaults import DEFAULT_INSTRUCTIONS
-from iiif_process.pool import ABANDONED
+from iiif_process.pool import ABANDONED, DEFAULT_STOP_SECONDS, PUBLISH_GRACE
+from iiif_process.process_cli import LEDGER_FLUSH_SECONDS
 
 from . import iiif_images as gen
 from .conftest import Workspace
@@ -223,3 +225,16 @@ def test_sigterm_records_the_abandoned_uris_in_the_ledger_as_retryable(
         (items[uri]["status"]["S"], items[uri]["reason"]["S"], items[uri]["retryable"]["BOOL"])
         for uri in URIS[1:]
     ] == [("failed", ABANDONED, True)] * (len(URIS) - 1)
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "iiif-process.md"
+
+
+def test_the_default_stop_seconds_is_the_documented_one() -> None:
+    documented = re.search(r"`-stop-seconds` \(default\s+(\d+)", DOCS.read_text())
+    assert documented is not None and float(documented.group(1)) == DEFAULT_STOP_SECONDS
+
+
+def test_the_worst_stop_fits_fargates_default_stop_timeout() -> None:
+    # Images in progress, a publish under way, then the ledger's last writes: before SIGKILL.
+    assert DEFAULT_STOP_SECONDS + PUBLISH_GRACE + LEDGER_FLUSH_SECONDS < 30
