@@ -235,6 +235,11 @@ def test_the_default_stop_seconds_is_the_documented_one() -> None:
     assert documented is not None and float(documented.group(1)) == DEFAULT_STOP_SECONDS
 
 
+def test_the_publish_grace_is_the_documented_one() -> None:
+    documented = re.search(r"a publish already under way then gets (\d+) s more", DOCS.read_text())
+    assert documented is not None and float(documented.group(1)) == PUBLISH_GRACE
+
+
 def test_the_worst_stop_fits_fargates_default_stop_timeout() -> None:
     # Images in progress, a publish under way, then the ledger's last writes: before SIGKILL.
     assert DEFAULT_STOP_SECONDS + PUBLISH_GRACE + LEDGER_FLUSH_SECONDS < 30
