@@ -341,6 +341,9 @@ class SourceImage:
         self._crops: dict[tuple[bool, int, int], pyvips.Image] = {}
         self._jpeg: tuple[bytes, JpegLayout] | None = None
         self._jpeg_read = False
+        # The whole-image downscale (oriented, width, height) every other derivative is made
+        # from, when the plan found one: made in one sequential pass from the decoder.
+        self._one_pass: tuple[bool, int, int] | None = None
         # Derivatives may be made from two threads (full-size encodes beside the resizing).
         self._lock = threading.RLock()
 
@@ -358,6 +361,17 @@ class SourceImage:
         with self._lock:
             if not self._rasters and not self.streamed and self.loader in _SHRINK_ON_LOAD:
                 self.shrink = shrink
+
+    def decode_into(self, need: tuple[bool, int, int]) -> None:
+        """Make the whole-image downscale ``need`` (oriented, width, height) straight from one
+        sequential decode at :attr:`shrink`, the decoded image never held whole in memory (for a
+        24 MP JPEG at 1/2: 18 MB and a copy less, same pixels): the plan found that every other
+        derivative is made from it. Ignored once decoded, for a streamed image, and when the
+        EXIF orientation would turn it (turning needs the whole image)."""
+        with self._lock:
+            turned = need[0] and self.orientation not in (0, 1)
+            if not self._rasters and not self.streamed and not turned:
+                self._one_pass = need
 
     def _decode(self, shrink: int) -> pyvips.Image:
         try:
@@ -431,6 +445,18 @@ class SourceImage:
         if candidates:
             source = min(candidates, key=lambda i: i.width)
             out = _resize(source, width, height)
+        elif (auto_orient, width, height) == self._one_pass and not self._rasters:
+            self._one_pass = None
+            options = {"shrink": self.shrink} if self.shrink > 1 else {}
+            try:
+                decoder = _open(self._path, "sequential", self._fail_on, **options)
+                out = to_srgb(_resize(decoder, width, height)).copy_memory()
+            except pyvips.Error as exc:  # the decode fails here, as _decode's would
+                raise ImageRejectedError(
+                    f"cannot decode {self.loader} image: {vips_message(exc)}"
+                ) from None
+            kept.append(out)
+            return out
         elif self.streamed:
             out = to_srgb(
                 _resize(
@@ -640,6 +666,23 @@ def encode(
     raise ParameterError(f"unsupported format {fmt!r}")
 
 
+def _one_pass(
+    needs: Sequence[tuple[bool, int, int] | None], kept: Sequence[bool]
+) -> tuple[bool, int, int] | None:
+    """The kept whole-image downscale that every other need fits in (same orientation, no
+    larger on either side), so that it alone reads the decoder; None when there is none."""
+    if not needs or any(need is None for need in needs):
+        return None
+    sized = [(need, keep) for need, keep in zip(needs, kept, strict=True) if need is not None]
+    biggest, keep = max(sized, key=lambda pair: pair[0][1] * pair[0][2])
+    if not keep:
+        return None
+    auto, width, height = biggest
+    if all(n[0] == auto and n[1] <= width and n[2] <= height for n, _ in sized):
+        return biggest
+    return None
+
+
 class Renderer:
     """Makes every derivative of one source image.
 
@@ -718,6 +761,13 @@ class Renderer:
             return None
         return None if (width, height) == full else (auto, width, height)
 
+    def _keeps(self, ins: Instruction) -> bool:
+        """Whether the derivative's whole-image downscale is kept for smaller ones (as
+        :meth:`_image` decides)."""
+        box, (width, _) = self._target(ins)
+        full_w, _ = self.source.size(ins.rotation.auto_orient)
+        return self._whole(ins, box) and ins.size.kind != "wh" and width < full_w
+
     def plan(
         self, instructions: Sequence[Instruction], thumbnail_box: int = 0, full_size: bool = False
     ) -> int:
@@ -729,10 +779,16 @@ class Renderer:
         if full_size:
             self._decoded_anyway = True
             return self._use(1)
-        needs = [self._needs(ins) for ins in instructions if not self.passes_through(ins)]
+        made = [ins for ins in instructions if not self.passes_through(ins)]
+        needs = [self._needs(ins) for ins in made]
+        kept = [self._keeps(ins) for ins in made]
         if thumbnail_box:
             needs.append((True, *fit_box(*self.source.size(True), thumbnail_box)))
+            kept.append(True)  # the services' thumbnail is kept (process._render)
         self._decoded_anyway = bool(needs)
+        one_pass = _one_pass(needs, kept)
+        if one_pass is not None:
+            self.source.decode_into(one_pass)
         shrink = max(_SHRINK_ON_LOAD.get(self.source.loader, (1,)))
         for need in needs:
             if need is None:

@@ -11,6 +11,7 @@ import pytest
 import pyvips
 from iiif_process import transform
 from iiif_process.defaults import DEFAULT_INSTRUCTIONS
+from iiif_process.errors import ImageRejectedError
 from iiif_process.jpeg_markers import browser_ready, jpeg_layout, jpeg_without_metadata
 from iiif_process.params import parse_instructions
 from iiif_process.transform import Renderer, SourceImage, probe
@@ -369,3 +370,70 @@ def test_default_set_pixels_are_within_noise_of_the_full_decode(large: Path) -> 
     for label in ("k", "b", "z", "n"):
         diff = planned[label].cast("float") - full[label].cast("float")
         assert (diff * diff).avg() < 2.0, label  # PSNR above 45 dB
+
+
+# --- one sequential pass when one downscale feeds every other derivative -------------------------
+
+
+def test_the_default_set_reads_the_decoder_once_and_never_holds_the_decode(
+    large: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened: list[dict[str, object]] = []
+    original = transform._open
+
+    def spy(path: str, access: str, fail_on: str, **options: object) -> pyvips.Image:
+        opened.append({"access": access, **options})
+        return original(path, access, fail_on, **options)
+
+    held: list[int] = []
+    decode = SourceImage._decode
+    renderer = Renderer(SourceImage(probe(str(large), large.stat().st_size, 0)))
+    monkeypatch.setattr(transform, "_open", spy)  # after the header is read
+    monkeypatch.setattr(
+        SourceImage, "_decode", lambda self, shrink: held.append(shrink) or decode(self, shrink)
+    )
+    instructions = parse_instructions(DEFAULT_INSTRUCTIONS)
+    renderer.plan(instructions)
+    for ins in instructions:
+        renderer.render(ins, "x")
+    assert opened == [{"access": "sequential", "shrink": 2}]
+    assert held == []  # the decoded 2200x1450 raster is never made
+
+
+def test_the_one_pass_makes_the_decoded_rasters_pixels(
+    large: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one_pass = _default_set(large, True)
+    monkeypatch.setattr(transform, "_one_pass", lambda needs, kept: None)
+    from_raster = _default_set(large, True)
+    for label, image in one_pass.items():
+        assert _identical(image, from_raster[label]), label
+
+
+def test_a_damaged_jpeg_fails_the_one_pass_as_a_decode(tmp_path: Path) -> None:
+    data = gen.jpeg(gen.gradient(1600, 1200))
+    renderer = _renderer(tmp_path, data[: len(data) // 2])
+    instructions = parse_instructions({"b": {"size": "!600,450"}, "n": {"size": "!100,100"}})
+    renderer.plan(instructions)
+    with pytest.raises(ImageRejectedError, match="cannot decode jpegload image"):
+        renderer.render(instructions[0], "s.jpg")
+
+
+@pytest.mark.parametrize(
+    ("needs", "kept", "expected"),
+    [
+        ([(True, 600, 450), (True, 100, 75)], [True, True], (True, 600, 450)),
+        ([(True, 100, 75), (True, 600, 450)], [False, True], (True, 600, 450)),
+        ([(True, 600, 450), (True, 600, 450)], [True, True], (True, 600, 450)),
+        ([(True, 600, 450), (True, 100, 75)], [False, True], None),  # the biggest is not kept
+        ([(True, 600, 450), (True, 601, 100)], [True, True], None),  # one is wider
+        ([(True, 600, 450), (True, 100, 451)], [True, True], None),  # one is taller
+        ([(True, 600, 450), (False, 100, 75)], [True, True], None),  # other orientation
+        ([(True, 600, 450), None], [True, False], None),  # one needs the full size
+        ([], [], None),
+    ],
+)
+def test_the_one_pass_is_the_kept_downscale_that_covers_every_other(
+    needs: list, kept: list, expected: tuple | None
+) -> None:
+    assert transform._one_pass(needs, kept) == expected
