@@ -20,7 +20,9 @@ Targets are printed with PASS/MISS; the exit status is 0 whatever the figures (a
 test).
 
 Usage: ``python -m bench.run [--reps N] [--throughput-images K] [--out DIR]
-[--sizes 24mp,100mp,master,backfill,publish] [--only cpu,latency,scaling,master,tiles,...]``.
+[--sizes 24mp,100mp,master,backfill,publish] [--only cpu,latency,scaling,master,tiles,...]``;
+the headline alone, at 24 MP: ``python -m bench.run --only cpu --sizes 24mp`` (about a minute
+on 2 CPUs, the machine's load average printed before and after it).
 """
 
 from __future__ import annotations
@@ -481,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     no_services = _no_services_config(out)
     reps = max(1, min(args.reps, 3))
     if "cpu" in sections:
+        cpu_load = _load()  # CPU time is disturbed less than wall time, but not immune
         cpu: dict[str, dict[str, CpuRow]] = {}
         for image in images:
             count = _cpu_count(image, args.cpu_images)
@@ -488,7 +491,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             cpu[image.label] = measure_cpu(
                 image, out / "runs" / "cpu" / image.label, count, reps, no_services
             )
-        print("\n".join([*render_cpu(cpu, images), ""]), flush=True)
+        lines = render_cpu(cpu, images)
+        lines += [f"  load average before: {cpu_load}", f"  load average after:  {_load()}", ""]
+        print("\n".join(lines), flush=True)
     if "latency" in sections:
         results = {}
         for image in images:
