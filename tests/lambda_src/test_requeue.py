@@ -117,6 +117,14 @@ def test_a_body_one_byte_over_24_kib_is_split() -> None:
     assert [len(uris) for uris, _ in bodies] == [1, 1]
 
 
+def test_every_separator_counts_toward_the_24_kib() -> None:
+    first, last = long_pair(1)
+    middle = RequeueKey("m.jpg")
+    shorter = RequeueKey(last.uri[: -len(".jpg") - record_length(middle) - 2] + ".jpg")
+    bodies = message_bodies(BUCKET, [first, middle, shorter])
+    assert [len(uris) for uris, _ in bodies] == [2, 1]
+
+
 def test_a_record_says_its_size_when_known() -> None:
     assert s3_record(BUCKET, RequeueKey("a.jpg", size=7))["s3"]["object"]["size"] == 7
 

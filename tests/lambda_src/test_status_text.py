@@ -4,8 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from iiif_process_ecs.ledger import STATUSES
-from iiif_process_ecs.status import format_alarms, format_report, format_status, group_by_reason
+import boto3
+from iiif_process_ecs.ledger import STATUSES, Ledger, now_iso
+from iiif_process_ecs.status import (
+    format_alarms,
+    format_report,
+    format_status,
+    group_by_reason,
+    status_report,
+)
+
+from tests.lambda_src.conftest import REGION, Infra
+from tests.lambda_src.ledger_support import create_ledger_table, dynamodb, put_item
 
 
 def failure(uri: str, reason: str = "decode error", attempts: int = 1) -> dict[str, Any]:
@@ -68,3 +78,12 @@ def test_the_report_ends_with_the_alarms_when_asked_for() -> None:
 
 def test_the_report_has_no_alarms_section_unless_asked_for() -> None:
     assert "Alarms" not in format_report(with_cost(report([])), "t")
+
+
+def test_a_failure_recorded_without_attempts_counts_zero(infra: Infra) -> None:
+    table = create_ledger_table()
+    put_item(table, uri="a.jpg", status="failed", reason="r", updated_at=now_iso())
+    report = status_report(
+        Ledger(table, dynamodb()), boto3.client("ecs", region_name=REGION), infra.cluster
+    )
+    assert report["failed"] == [{"uri": "a.jpg", "reason": "r", "attempts": 0}]
