@@ -114,10 +114,20 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "memoryMiB": "3072",
         "ephemeralStorageGiB": "21",
     },
-    # A created source bucket without versioning.
-    "unversioned": {"stackName": "UnversionedStack", "sourceVersioning": "false"},
-    # A versioned source bucket that keeps replaced versions forever.
-    "keep-versions": {"stackName": "KeepVersionsStack", "noncurrentVersionExpirationDays": "0"},
+    # A created source bucket without versioning; the least reserved concurrency an event
+    # source mapping's maximum concurrency accepts (2).
+    "unversioned": {
+        "stackName": "UnversionedStack",
+        "sourceVersioning": "false",
+        "lambdaReservedConcurrency": "2",
+    },
+    # A versioned source bucket that keeps replaced versions forever; one trigger at a time
+    # (below what a mapping's maximum concurrency accepts).
+    "keep-versions": {
+        "stackName": "KeepVersionsStack",
+        "noncurrentVersionExpirationDays": "0",
+        "lambdaReservedConcurrency": "1",
+    },
     # Alarm email subscribed, every monitoring threshold away from its default (issue #15).
     "monitored": {
         "stackName": "MonitoredStack",
@@ -185,13 +195,13 @@ def arm64(synthesized: dict[str, Synthesized]) -> Synthesized:
 
 @pytest.fixture(scope="session")
 def unversioned(synthesized: dict[str, Synthesized]) -> Synthesized:
-    """A created source bucket with `sourceVersioning` off."""
+    """A created source bucket with `sourceVersioning` off; `lambdaReservedConcurrency` 2."""
     return synthesized["unversioned"]
 
 
 @pytest.fixture(scope="session")
 def keep_versions(synthesized: dict[str, Synthesized]) -> Synthesized:
-    """`noncurrentVersionExpirationDays` 0: replaced source versions are kept forever."""
+    """`noncurrentVersionExpirationDays` 0 (versions kept forever); reserved concurrency 1."""
     return synthesized["keep-versions"]
 
 

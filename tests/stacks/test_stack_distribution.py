@@ -130,6 +130,21 @@ def test_responses_carry_hsts(default: Synthesized) -> None:
     assert hsts["AccessControlMaxAgeSec"] == 365 * 24 * 3600
 
 
+def test_hsts_overrides_what_the_origin_sends(default: Synthesized) -> None:
+    policy = default.only("AWS::CloudFront::ResponseHeadersPolicy")["Properties"]
+    security = policy["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+    assert (
+        security["StrictTransportSecurity"]["Override"],
+        security["StrictTransportSecurity"]["IncludeSubdomains"],
+        security["ContentTypeOptions"]["Override"],
+    ) == (True, False, True)
+
+
+def test_responses_are_compressed(default: Synthesized) -> None:
+    """info.json and manifests are text; compressed, they reach the viewer sooner."""
+    assert _behavior(default)["Compress"] is True
+
+
 def test_no_distribution_without_the_cloudfront_setting(no_cdn: Synthesized) -> None:
     assert (
         no_cdn.resources("AWS::CloudFront::Distribution"),

@@ -116,6 +116,15 @@ def test_event_source_mapping_concurrency_stays_within_reserved(default: Synthes
     assert _mapping(default)["ScalingConfig"] == {"MaximumConcurrency": 5}
 
 
+def test_event_source_mapping_concurrency_of_two_is_capped(unversioned: Synthesized) -> None:
+    assert _mapping(unversioned)["ScalingConfig"] == {"MaximumConcurrency": 2}
+
+
+def test_event_source_mapping_below_two_is_left_uncapped(keep_versions: Synthesized) -> None:
+    """A mapping's maximum concurrency is 2 at least; one reserved execution caps it anyway."""
+    assert "ScalingConfig" not in _mapping(keep_versions)
+
+
 def test_event_queue_redrives_to_its_own_dead_letter_queue(default: Synthesized) -> None:
     redrive = _event_queue(default)["RedrivePolicy"]
     dead_letter_id = redrive["deadLetterTargetArn"]["Fn::GetAtt"][0]
