@@ -33,6 +33,10 @@ def test_defaults_follow_the_contract() -> None:
     assert settings.ecs_dsn == "region=eu-west-1 credentials=iam:"
 
 
+def test_a_key_is_launched_at_most_three_times_by_default() -> None:
+    assert load_settings(REQUIRED).max_attempts == 3
+
+
 def test_seed_readme_table_is_enough() -> None:
     env = {
         "IIIF_PROCESS_ECS_DSN": "region=us-east-1 credentials=iam:",

@@ -157,3 +157,19 @@ def test_usage_shows_a_non_empty_default() -> None:
 def test_usage_does_not_show_a_false_or_empty_default() -> None:
     text = usage("tool", FLAGS)
     assert "  -wait\n    \tWait.\n" in text and "  -name string\n    \tA name.\n" in text
+
+
+@pytest.mark.parametrize("word", ["1", "t", "T", "TRUE", "true", "True"])
+def test_gos_true_words_are_true(word: str) -> None:
+    assert values(f"-wait={word}")["wait"] is True
+
+
+@pytest.mark.parametrize("word", ["0", "f", "F", "FALSE", "false", "False"])
+def test_gos_false_words_are_false(word: str) -> None:
+    assert values(f"-wait={word}", IIIF_PROCESS_WAIT="true")["wait"] is False
+
+
+@pytest.mark.parametrize("word", ["yes", "on", "tRUE", ""])
+def test_other_words_are_not_booleans(word: str) -> None:
+    with pytest.raises(FlagError, match="want bool"):
+        values(f"-wait={word}")
