@@ -221,7 +221,6 @@ FLAGS: tuple[Flag, ...] = (
         "string",
         "",
         "-mode backfill: list from the key after this one (printed when a run is stopped).",
-        split_commas=False,
     ),
     Flag(
         "dry-run",

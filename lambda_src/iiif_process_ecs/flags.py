@@ -26,7 +26,8 @@ class HelpRequested(Exception):
 
 @dataclass(frozen=True)
 class Flag:
-    """One flag: its name (without dashes), kind, default and usage text."""
+    """One flag: its name (without dashes), kind, default and usage text; a list flag splits
+    its command-line values at commas unless ``split_commas`` is False."""
 
     name: str
     kind: str
