@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from iiif_process_ecs.events import parse_event
+import pytest
+from iiif_process_ecs.events import MAX_DIRECT_URIS, InvalidEvent, parse_event
 
 from tests.lambda_src.conftest import Infra, s3_record
 from tests.lambda_src.test_ecs_trigger_events import eventbridge
@@ -143,3 +144,20 @@ def test_an_eventbridge_key_with_a_lone_surrogate_starts_nothing(infra: Infra) -
         "unsafe key: key contains a lone surrogate (not valid UTF-8)"
     ]
     assert ecs.calls == []
+
+
+def test_a_direct_invocation_may_hold_exactly_the_maximum_of_uris() -> None:
+    uris = [f"{index}.jpg" for index in range(MAX_DIRECT_URIS)]
+    assert len(parse_event({"uris": uris}).objects) == MAX_DIRECT_URIS
+
+
+def test_a_direct_invocations_force_must_be_a_boolean() -> None:
+    with pytest.raises(InvalidEvent, match="'force' must be true or false, not str"):
+        parse_event({"uris": ["a.jpg"], "force": "yes"})
+
+
+def test_an_eventbridge_event_with_an_empty_bucket_name_fails() -> None:
+    parsed = parse_event(eventbridge("a.jpg", bucket=""))
+    assert [(r.uri, r.reason) for r in parsed.rejected] == [
+        ("a.jpg", "EventBridge: no detail.bucket.name")
+    ]

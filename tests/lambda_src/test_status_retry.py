@@ -427,3 +427,18 @@ def test_force_with_mode_invoke_exits_2(infra: Infra) -> None:
     status, _, err = cli(["-mode", "invoke", "-lambda-func", "f", "-uri", "a.jpg", "-force"])
     assert status == 2
     assert "-force" in err
+
+
+def test_retry_uri_with_reason_requeues_only_the_named_failures_that_match(
+    infra: Infra, table: str, queue: str
+) -> None:
+    fill(table)
+    stack = deploy_stack(infra, table, queue)
+    argv = ["-stack", stack, "-mode", "retry", "-reason", "out of memory"]
+    status, out, _ = cli([*argv, "-uri", "big1.jpg", "-uri", "bad.jpg"])
+    result = result_of(out)
+    assert (status, result["requeued"], result["skipped"]) == (
+        0,
+        ["big1.jpg"],
+        [{"uri": "bad.jpg", "reason": "reason does not match -reason"}],
+    )
