@@ -188,13 +188,12 @@ class EventQueue(Construct):
             skip_checkov(function, check_id, reason.format(why))
 
     def _acknowledge_notifications_handler(self) -> None:
-        handler = cdk.Stack.of(self).node.try_find_child(_NOTIFICATIONS_HANDLER_ID)
-        role = handler.node.try_find_child("Role") if handler is not None else None
-        if handler is None or role is None:
-            return
+        # Made by the bucket's first event notification (created or imported bucket alike);
+        # find_child fails loudly should CDK rename it.
+        handler = cdk.Stack.of(self).node.find_child(_NOTIFICATIONS_HANDLER_ID)
         self._skip_notifications_handler_checks(handler)
         acknowledge(
-            role,
+            handler.node.find_child("Role"),
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AWSLambdaBasicExecutionRole]",
             "CDK's own bucket-notification custom resource uses this role only to write its "

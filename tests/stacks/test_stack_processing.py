@@ -286,6 +286,7 @@ def test_task_and_functions_share_one_recipe(default: Synthesized) -> None:
     [
         ("iiif_api_version", 4),
         ("tile_size", 63),
+        ("tile_size", 4097),
         ("tile_size", True),
         ("public_base_url", "https://images.example.org/"),
         ("public_base_url", "images.example.org"),
@@ -301,3 +302,19 @@ def test_deep_zoom_props_are_validated(field: str, value: Any) -> None:
     }
     with pytest.raises(ValueError, match=field):
         DeepZoom(**props)
+
+
+@pytest.mark.parametrize("tile_size", [64, 4096])
+def test_deep_zoom_tile_sizes_at_the_edges_are_accepted(tile_size: int) -> None:
+    zoom = DeepZoom(
+        tiles=True,
+        iiif_api_version=2,
+        tile_size=tile_size,
+        public_base_url="http://localhost:8182",
+    )
+    assert zoom.environment()["IIIF_PROCESS_TILE_SIZE"] == str(tile_size)
+
+
+def test_container_is_essential(default: Synthesized) -> None:
+    """The task stops (and reports) when iiif-process exits."""
+    assert _container(default)["Essential"] is True

@@ -81,6 +81,7 @@ def _with(props: Any, **changes: Any) -> Any:
         (EVENT_QUEUE, {"function_reserved_concurrency": 1000, "s3_notifications": False}),
         (IMAGE_REPOSITORY, {"repository_name": "ab"}),
         (IMAGE_REPOSITORY, {"repository_name": "team/iiif-process"}),
+        (IMAGE_REPOSITORY, {"repository_name": "a" * 256}),
     ],
 )
 def test_props_at_the_edges_are_accepted(props: Any, changes: dict[str, Any]) -> None:

@@ -40,3 +40,29 @@ def test_repository_lifecycle_keeps_newest_tagged_images(default: Synthesized) -
 
 def test_repository_is_retained_by_default(default: Synthesized) -> None:
     assert default.only("AWS::ECR::Repository")["DeletionPolicy"] == "Retain"
+
+
+def test_repository_lifecycle_drops_untagged_images_after_a_day(default: Synthesized) -> None:
+    policy = default.only("AWS::ECR::Repository")["Properties"]["LifecyclePolicy"]
+    (first, _) = json.loads(policy["LifecyclePolicyText"])["rules"]
+    assert (first["rulePriority"], first["selection"]) == (
+        1,
+        {
+            "tagStatus": "untagged",
+            "countType": "sinceImagePushed",
+            "countUnit": "days",
+            "countNumber": 1,
+        },
+    )
+
+
+def test_retained_repository_is_not_emptied(default: Synthesized) -> None:
+    assert default.only("AWS::ECR::Repository")["Properties"]["EmptyOnDelete"] is False
+
+
+def test_destroyable_repository_is_emptied_and_deleted(destroyable: Synthesized) -> None:
+    repository = destroyable.only("AWS::ECR::Repository")
+    assert (repository["DeletionPolicy"], repository["Properties"]["EmptyOnDelete"]) == (
+        "Delete",
+        True,
+    )
