@@ -18,7 +18,7 @@ padding included: padding cells hold at most the six errors they received (at mo
 way, never a pixel's 128 + offset), which the table turns into no error, so they pass nothing on.
 Tall images are done in strips of rows, carrying the error of the strip's last two rows into the
 next, and greyed strip by strip, so the working arrays stay small (a full-size 24 MP dither:
-the 72 MB copy of its pixels, its 24 MB result and about 70 MB per strip).
+the 72 MB copy of its pixels, its 24 MB result and about 100 MB per strip, 195 MB in all).
 """
 
 from __future__ import annotations
