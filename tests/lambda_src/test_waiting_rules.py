@@ -1,0 +1,67 @@
+"""waiting.py's own rules: which container's logs are read, and how a report is shown."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import boto3
+import pytest
+from iiif_process_ecs.waiting import (
+    LogLocation,
+    TaskResult,
+    WaitContext,
+    describe_results,
+    log_location_from_task_definition,
+)
+
+from tests.lambda_src.conftest import REGION, Infra
+
+
+def register(ecs: Any, *containers: dict[str, Any]) -> str:
+    return ecs.register_task_definition(
+        family="waiting-rules",
+        containerDefinitions=[{"image": "example/x", "memory": 512, **c} for c in containers],
+    )["taskDefinition"]["taskDefinitionArn"]
+
+
+def logging(driver: str, **options: str) -> dict[str, Any]:
+    return {"logConfiguration": {"logDriver": driver, "options": options}}
+
+
+def test_the_logs_are_those_of_the_awslogs_container_with_a_group(infra: Infra) -> None:
+    ecs = boto3.client("ecs", region_name=REGION)
+    arn = register(
+        ecs,
+        {"name": "other-driver", **logging("splunk", **{"awslogs-group": "/not/this"})},
+        {"name": "no-group", **logging("awslogs", **{"awslogs-stream-prefix": "x"})},
+        {
+            "name": "main",
+            **logging("awslogs", **{"awslogs-group": "/g", "awslogs-stream-prefix": "p"}),
+        },
+    )
+    assert log_location_from_task_definition(ecs, arn) == LogLocation("/g", "p")
+
+
+@pytest.fixture
+def s3(network: dict[str, str]) -> Any:
+    return boto3.client("s3", region_name=REGION)
+
+
+def test_a_report_is_shown_as_indented_utf_8_json(s3: Any) -> None:
+    s3.put_object(
+        Bucket="iiif-derivatives", Key="café.jpg/process.json", Body=json.dumps({"uri": "café.jpg"})
+    )
+    result = TaskResult(
+        arn="arn:aws:ecs:us-east-1:123456789012:task/c/t1",
+        cluster="c",
+        state="STOPPED",
+        containers=[{"name": "iiif-process", "exitCode": 0}],
+        command=["/bin/iiif-process", "-report", "-uri", "café.jpg"],
+    )
+    out = io.StringIO()
+    context = WaitContext(ecs=None, s3=s3, derivatives_bucket="iiif-derivatives")
+    assert describe_results([result], context, out) is True
+    shown = out.getvalue().split("  report s3://iiif-derivatives/café.jpg/process.json:\n")[1]
+    assert shown == '    {\n      "uri": "café.jpg"\n    }\n'
