@@ -169,3 +169,20 @@ def test_concurrently_raises_the_first_error_after_the_calls_in_flight() -> None
 
     with pytest.raises(ValueError, match="item 3"):
         concurrently(work, list(range(10)), workers=4)
+
+
+def test_a_claim_still_starts_with_exactly_the_margin_left(table: str) -> None:
+    asked = itertools.count()
+
+    def remaining() -> float:
+        # 100 s at claim_keys' start makes the margin 20 s; every claim then sees exactly 20 s.
+        return 100.0 if next(asked) == 0 else 20.0
+
+    plan = claim_keys(
+        records(3),
+        ledger=Ledger(table, dynamodb()),
+        settings=settings(),
+        s3=None,
+        remaining_seconds=remaining,
+    )
+    assert (len(plan.claimed), plan.aws_failed) == (3, [])

@@ -90,3 +90,8 @@ def test_twelve_thumbnails_are_fetched_per_reason_by_default(s3: Any) -> None:
         s3.put_object(Bucket="iiif-source", Key=f"twelve/{i:02d}.jpg", Body=b"\xff\xd8\xff\x00")
     failed = [{"uri": f"twelve/{i:02d}.jpg", "reason": "r", "attempts": 1} for i in range(13)]
     assert len(fetch_thumbnails(s3, "iiif-source", failed)) == 12
+
+
+def test_an_empty_object_has_no_thumbnail_and_says_why(s3: Any) -> None:
+    s3.put_object(Bucket="iiif-source", Key="empty.jpg", Body=b"")
+    assert fetch_thumbnail(s3, "iiif-source", "empty.jpg") == Thumbnail(None, "empty object")
