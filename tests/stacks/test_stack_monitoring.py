@@ -4,6 +4,7 @@ encrypted TLS-only topic they notify, a dashboard of the contract's metrics, the
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from tests.stacks.conftest import ALARM_EMAIL, Synthesized
@@ -73,6 +74,14 @@ def _project_functions(s: Synthesized) -> dict[str, dict[str, Any]]:
 def _dashboard_body(s: Synthesized) -> str:
     dashboard = s.only("AWS::CloudWatch::Dashboard")
     return json.dumps(dashboard["Properties"]["DashboardBody"])
+
+
+def test_dashboard_rows_fill_its_24_columns(default: Synthesized) -> None:
+    """Two graphs of 12, two of 12, three of 8, two of 12: each row exactly as wide as the
+    dashboard, so no graph wraps onto a row of its own."""
+    body = _dashboard_body(default)
+    widths = [int(w) for w in re.findall(r'\\"width\\":(\d+)', body)]
+    assert widths == [12, 12, 12, 12, 8, 8, 8, 12, 12]
 
 
 # --- dead-letter queues --------------------------------------------------------------------
