@@ -12,9 +12,11 @@ import pytest
 from iiif_process_ecs.events import MAX_DIRECT_URIS, InvalidEvent, parse_event
 
 from tests.lambda_src.conftest import Infra, s3_record
+from tests.lambda_src.ledger_support import create_ledger_table, item_of
 from tests.lambda_src.test_ecs_trigger_events import eventbridge
 from tests.lambda_src.test_ecs_trigger_handler import FlakyEcs, run
 from tests.lambda_src.test_ecs_trigger_sqs import batch, sqs_message
+from tests.lambda_src.test_ledger_trigger import run as ledger_run
 
 SOURCE = "iiif-source"
 
@@ -161,3 +163,29 @@ def test_an_eventbridge_event_with_an_empty_bucket_name_fails() -> None:
     assert [(r.uri, r.reason) for r in parsed.rejected] == [
         ("a.jpg", "EventBridge: no detail.bucket.name")
     ]
+
+
+def with_etag(record: dict[str, Any], etag: str, sequencer: str) -> dict[str, Any]:
+    record["s3"]["object"].update(eTag=etag, sequencer=sequencer)
+    return record
+
+
+def test_two_records_of_one_key_claim_the_first_ones_etag(infra: Infra) -> None:
+    table = create_ledger_table()
+    event = {
+        "Records": [
+            with_etag(s3_record("twice.jpg"), "etag-first", "01"),
+            with_etag(s3_record("twice.jpg"), "etag-second", "02"),
+        ]
+    }
+    ledger_run(infra, table, event)
+    assert (item_of(table, "twice.jpg") or {}).get("etag") == "etag-first"
+
+
+def test_a_record_with_an_etag_is_preferred_to_an_earlier_one_without(infra: Infra) -> None:
+    table = create_ledger_table()
+    first = s3_record("late.jpg")
+    del first["s3"]["object"]["eTag"]
+    event = {"Records": [first, with_etag(s3_record("late.jpg"), "etag-known", "02")]}
+    ledger_run(infra, table, event)
+    assert (item_of(table, "late.jpg") or {}).get("etag") == "etag-known"
