@@ -5,8 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from iiif_process_ecs.service import TasksNotStarted, fit_response, remaining_seconds_of
+import boto3
+from iiif_process_ecs.service import (
+    TasksNotStarted,
+    fit_response,
+    handle_event,
+    remaining_seconds_of,
+)
 from iiif_process_ecs.trigger import Outcome
+
+from tests.lambda_src.conftest import REGION, Infra
+from tests.lambda_src.test_ecs_trigger_handler import FlakyEcs
 
 RESPONSE_LIMIT = 5 * 1024 * 1024  # the documented bound, written out
 LINE_LIMIT = 64 * 1024
@@ -96,3 +105,25 @@ def test_tasks_not_started_shrinks_a_larger_response_to_stay_one_log_line() -> N
     message = str(TasksNotStarted(outcome))
     assert message.startswith("1 URI(s) not started because of AWS errors: ")
     assert len(message.encode()) <= LINE_LIMIT - 150
+
+
+def test_the_ledger_is_reached_through_the_dsns_region(infra: Infra) -> None:
+    # Only ECS and S3 are handed in: the ledger's client must come from the DSN (eu-west-3),
+    # not from the process's default region (us-east-1), where no such table exists.
+    dynamodb = boto3.client("dynamodb", region_name="eu-west-3")
+    dynamodb.create_table(
+        TableName="ledger-in-paris",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "uri", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "uri", "KeyType": "HASH"}],
+    )
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket=infra.source_bucket, Key="paris.jpg", Body=b"\xff\xd8\xff")
+    environ = infra.environ(
+        IIIF_PROCESS_LEDGER_TABLE="ledger-in-paris",
+        IIIF_PROCESS_SOURCE_BUCKET=infra.source_bucket,
+        IIIF_PROCESS_ECS_DSN="region=eu-west-3 credentials=iam:",
+    )
+    response = handle_event({"uris": ["paris.jpg"]}, None, environ=environ, ecs=FlakyEcs(), s3=s3)
+    assert [e["uri"] for e in response["launched"]] == ["paris.jpg"]
+    assert "Item" in dynamodb.get_item(TableName="ledger-in-paris", Key={"uri": {"S": "paris.jpg"}})
