@@ -549,3 +549,11 @@ def test_requeue_sends_again_the_entries_sqs_failed(queue: str) -> None:
     sqs = FailsOnceEach()
     report = Requeuer(sqs, queue, "iiif-source", sleep=lambda _: None).send([RequeueKey("a.jpg")])
     assert (report.sent, report.failed, sqs.calls) == (["a.jpg"], [], 2)
+
+
+def test_cause_exit_1_is_an_exit_status() -> None:
+    assert cause_of(task_with(1), "iiif-process") == "task exited with status 1"
+
+
+def test_cause_exit_0_without_a_record_says_so() -> None:
+    assert cause_of(task_with(0), "iiif-process") == "task exited 0 without recording this image"
