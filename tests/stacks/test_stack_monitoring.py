@@ -243,6 +243,18 @@ def test_failure_rate_alarm_follows_the_settings(monitored: Synthesized) -> None
     assert (alarm["Threshold"], periods) == (25, {1800})
 
 
+def test_out_of_memory_and_function_error_alarms_look_at_five_minutes(
+    default: Synthesized,
+) -> None:
+    """A killed task or a failed invocation is noticed within five minutes, not later."""
+    periods = sorted(
+        (alarm["MetricName"], alarm["Period"])
+        for alarm in _alarms(default).values()
+        if alarm.get("MetricName") in ("TasksKilledOutOfMemory", "Errors")
+    )
+    assert periods == [("Errors", 300), ("Errors", 300), ("TasksKilledOutOfMemory", 300)]
+
+
 def test_out_of_memory_alarm_fires_on_any_killed_task(default: Synthesized) -> None:
     alarm = _alarm_on(default, "TasksKilledOutOfMemory")
     assert (
