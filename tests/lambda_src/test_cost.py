@@ -325,3 +325,8 @@ def test_status_with_a_bad_since_exits_2(infra: Infra) -> None:
     )
     assert status == 2
     assert "-since 'soon'" in err
+
+
+def test_a_million_lambda_requests_cost_twenty_cents_at_list_price() -> None:
+    prices, _ = prices_for("us-east-1", "X86_64")
+    assert cost_of(Usage(lambda_requests=1_000_000), prices)["lambda"] == pytest.approx(0.20)

@@ -94,3 +94,8 @@ def test_a_flag_on_the_command_line_beats_the_stacks_output(infra: Infra) -> Non
     stack = stack_with(infra, ClusterName="no-such-cluster")
     status, out, _ = cli(["-stack", stack, "-cluster", infra.cluster, "-uri", "a.jpg"])
     assert (status, len(result_of(out)["launched"])) == (0, 1)
+
+
+def test_the_result_is_printed_as_utf_8(infra: Infra) -> None:
+    status, out, _ = cli([*task_flags(infra), "-uri", "café.jpg"])
+    assert (status, '"uri": "café.jpg"' in out) == (0, True)
