@@ -186,3 +186,14 @@ def test_a_claim_still_starts_with_exactly_the_margin_left(table: str) -> None:
         remaining_seconds=remaining,
     )
     assert (len(plan.claimed), plan.aws_failed) == (3, [])
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_an_exception_in_the_work_is_raised_to_the_caller(workers: int) -> None:
+    def work(item: int) -> int:
+        if item == 2:
+            raise ValueError("item 2 failed")
+        return item
+
+    with pytest.raises(ValueError, match="item 2 failed"):
+        concurrently(work, [1, 2, 3], workers=workers)
