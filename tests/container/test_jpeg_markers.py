@@ -247,3 +247,37 @@ def test_stripping_refuses_data_without_a_scan() -> None:
 
 def test_stripping_refuses_a_cut_segment() -> None:
     assert jpeg_without_metadata(SOI + b"\xff\xe1\x00\x20Exif") is None
+
+
+# --- pinned by the mutation run ----------------------------------------------------------------
+
+
+def test_an_odd_run_of_fill_bytes_is_skipped() -> None:
+    data = _plain()
+    filled = SOI + b"\xff\xff\xff" + data[2:]
+    assert [s.marker for s in segments(filled)] == [s.marker for s in segments(data)]
+
+
+def test_restart_marker_seven_is_two_bytes() -> None:
+    walked = list(segments(SOI + b"\xff\xd7" + _plain()[2:]))
+    assert (walked[0].marker, walked[0].end - walked[0].start) == (0xD7, 2)
+
+
+def test_an_empty_segment_is_read() -> None:
+    first = next(segments(SOI + b"\xff\xfe\x00\x02" + _plain()[2:]))
+    assert (first.marker, first.start, first.end) == (0xFE, 2, 6)
+
+
+def test_an_empty_segment_at_the_very_end_is_read_before_the_missing_end() -> None:
+    walked = segments(SOI + b"\xff\xfe\x00\x02")
+    assert next(walked).end == 6
+    with pytest.raises(MalformedJpeg, match="no end of image"):
+        next(walked)
+
+
+def test_a_frame_of_six_bytes_is_enough_to_read() -> None:
+    data = _plain()
+    frame = next(s for s in segments(data) if s.marker == 0xC0)
+    short = _segment(0xC0, data[frame.start + 4 : frame.start + 10])
+    layout = jpeg_layout(data[: frame.start] + short + data[frame.end :])
+    assert layout is not None and layout.components == 3
