@@ -158,12 +158,11 @@ class EventQueue(Construct):
         )
 
     def _acknowledge_mapping(self, function: lambda_.IFunction) -> None:
-        # CDK adds the mapping under the function, with an id naming this queue.
-        mapping = function.node.try_find_child(
+        # CDK adds the mapping under the function, with an id naming the queue; find_child
+        # fails loudly should CDK rename it.
+        mapping = function.node.find_child(
             f"SqsEventSource:{cdk.Names.node_unique_id(self.queue.node)}"
         )
-        if mapping is None:
-            raise RuntimeError("the SQS event source mapping was not found under the function")
         acknowledge(
             mapping,
             "Serverless-LambdaEventSourceMappingDestination",

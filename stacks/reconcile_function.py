@@ -140,11 +140,11 @@ class Reconcile(Construct):
             "The function is invoked only by its SQS event source mapping; the reconcile "
             "queue's redrive policy moves failed events to its dead-letter queue.",
         )
-        mapping = self.function.node.try_find_child(
+        # CDK adds the mapping under the function, with an id naming the queue; find_child
+        # fails loudly should CDK rename it.
+        mapping = self.function.node.find_child(
             f"SqsEventSource:{cdk.Names.node_unique_id(self.queue.node)}"
         )
-        if mapping is None:
-            raise RuntimeError("the SQS event source mapping was not found under the function")
         acknowledge(
             mapping,
             "Serverless-LambdaEventSourceMappingDestination",
