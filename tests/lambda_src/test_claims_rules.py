@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -17,7 +18,7 @@ from iiif_process_ecs.claims import (
     record_input_outcomes,
     storable_key,
 )
-from iiif_process_ecs.ledger import Ledger, now_iso
+from iiif_process_ecs.ledger import Ledger, is_stale_claim, now_iso
 
 from tests.lambda_src.conftest import REGION, Infra
 from tests.lambda_src.ledger_support import create_ledger_table, dynamodb, item_of, put_item
@@ -145,3 +146,14 @@ def test_outcomes_are_written_with_exactly_five_seconds_left(table: str) -> None
         remaining_seconds=lambda: 5.0,
     )
     assert counts["recorded"] == 1
+
+
+def test_an_old_claim_with_a_task_is_not_stale() -> None:
+    long_ago = now_iso(datetime(2020, 1, 1, tzinfo=UTC))
+    item = {"uri": "a.jpg", "status": "started", "task_arn": "arn:t", "started_at": long_ago}
+    assert is_stale_claim(item, datetime.now(UTC)) is False
+
+
+def test_an_old_claim_without_a_task_is_stale() -> None:
+    long_ago = now_iso(datetime(2020, 1, 1, tzinfo=UTC))
+    assert is_stale_claim({"uri": "a.jpg", "started_at": long_ago}, datetime.now(UTC)) is True
