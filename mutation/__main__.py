@@ -6,10 +6,12 @@ Usage: ``python -m mutation [--package container/iiif_process ...] [--module NAM
 For each module of the packages (default: all three), every mutant (:mod:`mutation.mutants`) is
 run against the tests that execute its line (a coverage run with per-test contexts says which);
 a line no test runs itself (one run at import, or only in a child process) falls back to every
-test that runs the module's code, else to the test files that name the module. A mutant
-is killed when those tests fail (or time out), survives when they pass. ``--sample N`` takes N
-mutants per module (seeded) for a quicker estimate. Survivors listed in ``mutation/accepted.txt``
-(``key<TAB>why``) are printed apart, with why; the score counts them as survivors all the same.
+test that runs the module's code, else to the test files that name the module. A mutant of
+``stacks`` then runs the whole ``tests/stacks`` as well (its stacks are built once, in shared
+fixtures). A mutant is killed when those tests fail (or time out), survives when they pass.
+``--sample N`` takes N mutants per module (seeded) for a quicker estimate. Survivors listed in
+``mutation/accepted.txt`` (``key<TAB>why``) are printed apart, with why; the score counts them
+as survivors all the same.
 Exits 1 when the score is under the target.
 """
 
@@ -30,6 +32,10 @@ from mutation.runner import PACKAGES, ROOT, Outcome, coverage_map, make_copy, ru
 
 TARGET = 0.85
 ACCEPTED = ROOT / "mutation" / "accepted.txt"
+# Packages whose code runs mostly in shared fixtures: the stacks are synthesized once per session,
+# under whichever test happened to start first, so coverage's per-test contexts do not say which
+# tests check a line. Each mutant there runs the covering tests first, then the whole folder.
+WHOLE_SUITE = frozenset({"stacks"})
 
 
 def read_accepted(path: Path) -> dict[str, str]:
@@ -60,6 +66,16 @@ def fallback_tests(package: str, module: str) -> list[str]:
             if pattern.search(path.read_text(encoding="utf-8")):
                 found.append(str(path.relative_to(ROOT)))
     return found
+
+
+def tests_for(package: str, covering: set[str], fallback: list[str]) -> list[str]:
+    """The tests a mutant of ``package`` runs: those covering its line, else ``fallback``; for a
+    :data:`WHOLE_SUITE` package, followed by the package's whole test folder (pytest runs a file
+    named twice once, and ``-x`` stops a killed mutant at its first failure)."""
+    chosen = sorted(covering) or list(fallback)
+    if package in WHOLE_SUITE:
+        chosen += [folder for folder in PACKAGES[package] if folder not in chosen]
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             of_module = sorted(set().union(*(t for (f, _), t in covered.items() if f == relative)))
             fallback = of_module or fallback_tests(package, path.stem)
             for mutant in mutants:
-                tests = sorted(covered.get((relative, mutant.line), set())) or fallback
+                tests = tests_for(package, covered.get((relative, mutant.line), set()), fallback)
                 work.append((mutant, tests))
     print(f"{len(work)} mutants, {args.jobs} at a time", flush=True)
 

@@ -91,3 +91,25 @@ def test_a_coverage_context_names_its_pytest_node() -> None:
     assert _test_file(context) == (
         "tests/mutation/test_mutants.py::test_a_coverage_context_names_its_pytest_node"
     )
+
+
+def test_a_stacks_mutant_runs_its_covering_tests_then_the_whole_stacks_folder() -> None:
+    from mutation.__main__ import tests_for
+
+    chosen = tests_for("stacks", {"tests/stacks/test_b.py::t", "tests/stacks/test_a.py::t"}, [])
+    assert chosen == ["tests/stacks/test_a.py::t", "tests/stacks/test_b.py::t", "tests/stacks"]
+
+
+def test_a_container_mutant_runs_only_its_covering_tests() -> None:
+    from mutation.__main__ import tests_for
+
+    chosen = tests_for("container/iiif_process", {"tests/container/test_a.py::t"}, ["x"])
+    assert chosen == ["tests/container/test_a.py::t"]
+
+
+def test_a_mutant_no_test_covers_runs_the_fallback() -> None:
+    from mutation.__main__ import tests_for
+
+    assert tests_for("lambda_src/iiif_process_ecs", set(), ["tests/lambda_src/test_x.py"]) == [
+        "tests/lambda_src/test_x.py"
+    ]
