@@ -28,7 +28,10 @@ from typing import Any
 
 from local_aws.deploy import (
     DEFAULT_STACK,
+    EMULATOR_ONLY_MESSAGE,
     IMAGE_SKIPPED_MESSAGE,
+    LOCAL_IMAGE_TAG,
+    LOCAL_REPOSITORY_NAME,
     DeployedStack,
     DeployError,
     bootstrap,
@@ -194,10 +197,12 @@ def step_deploy(env: LocalAws) -> tuple[DeployedStack, float]:
     say(f"    done in {time.monotonic() - started:.1f} s")
     size = " ".join(f"-c {k}={v}" for k, v in TASK_SIZE.items())
     say(
-        f"$ cdk deploy {DEFAULT_STACK} --require-approval never --method direct -c imageTag=demo "
-        f"{size}"
+        f"$ cdk synth --output cdk.out.local -c imageTag={LOCAL_IMAGE_TAG} "
+        f"-c repositoryName={LOCAL_REPOSITORY_NAME} {size}"
     )
+    say(f"$ cdk deploy {DEFAULT_STACK} --app cdk.out.local --require-approval never")
     say(f"    NOTE: {IMAGE_SKIPPED_MESSAGE}")
+    say(f"    NOTE: {EMULATOR_ONLY_MESSAGE}")
     say(
         f"    The tasks get Fargate's smallest size ({size}), so that step 7's poison image "
         "outgrows its task quickly."
