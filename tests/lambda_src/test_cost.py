@@ -327,6 +327,7 @@ def test_status_with_a_bad_since_exits_2(infra: Infra) -> None:
     assert "-since 'soon'" in err
 
 
-def test_a_million_lambda_requests_cost_twenty_cents_at_list_price() -> None:
-    prices, _ = prices_for("us-east-1", "X86_64")
+@pytest.mark.parametrize("architecture", ["X86_64", "ARM64"])
+def test_a_million_lambda_requests_cost_twenty_cents_at_list_price(architecture: str) -> None:
+    prices, _ = prices_for("us-east-1", architecture)
     assert cost_of(Usage(lambda_requests=1_000_000), prices)["lambda"] == pytest.approx(0.20)
