@@ -200,7 +200,9 @@ def step_deploy(env: LocalAws) -> tuple[DeployedStack, float]:
         f"$ cdk synth --output cdk.out.local -c imageTag={LOCAL_IMAGE_TAG} "
         f"-c repositoryName={LOCAL_REPOSITORY_NAME} {size}"
     )
-    say(f"$ cdk deploy {DEFAULT_STACK} --app cdk.out.local --require-approval never")
+    say(
+        f"$ cdk deploy {DEFAULT_STACK} --app cdk.out.local --require-approval never --method direct"
+    )
     say(f"    NOTE: {IMAGE_SKIPPED_MESSAGE}")
     say(f"    NOTE: {EMULATOR_ONLY_MESSAGE}")
     say(
