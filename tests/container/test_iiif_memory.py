@@ -254,7 +254,11 @@ def tiff_bomb(width: int, height: int, bands: int, sample_format: str) -> bytes:
 
 
 def _run_in_cgroup(
-    group: Path, tmp_path: Path, uris: list[str], budget_mb: int = 0
+    group: Path,
+    tmp_path: Path,
+    uris: list[str],
+    budget_mb: int = 0,
+    instructions: dict[str, Any] | None = None,
 ) -> subprocess.CompletedProcess:
     """The tool's console script, as the image runs it, inside ``group`` on one CPU."""
     config: dict[str, Any] = {
@@ -265,7 +269,7 @@ def _run_in_cgroup(
         config["iiif_process"] = {"memory_budget_mb": budget_mb}
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "instructions.json").write_text(
-        json.dumps({"b": {"size": "!64,64", "format": "jpg"}})
+        json.dumps(instructions or {"b": {"size": "!64,64", "format": "jpg"}})
     )
     procs = str(group / "cgroup.procs")
 
@@ -332,7 +336,12 @@ def test_item1_a_worker_killed_by_the_kernel_costs_only_its_image(
     # streamed) in a cgroup smaller than that decode; the kernel kills the worker.
     side = int((STREAM_ABOVE * 0.95 / 4) ** 0.5)
     uris = _batch(tmp_path, tiff_bomb(side, side, 4, "uchar"), position)
-    run = _run_in_cgroup(memory_cgroup(STREAM_ABOVE), tmp_path, uris, budget_mb=100_000)
+    # A thumbnail and a full-size copy: one sequential pass cannot make both, so the image is
+    # decoded whole (a lone thumbnail is made in one pass that never holds it).
+    both = {"b": {"size": "!64,64", "format": "jpg"}, "f": {"size": "full", "format": "png"}}
+    run = _run_in_cgroup(
+        memory_cgroup(STREAM_ABOVE), tmp_path, uris, budget_mb=100_000, instructions=both
+    )
     results = json.loads(run.stdout)
     assert (run.returncode, list(results)) == (1, uris)
     assert _published(tmp_path, results) == ["a.jpg", "b.jpg"]
