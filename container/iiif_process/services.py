@@ -136,7 +136,6 @@ def imagehash(image: pyvips.Image) -> dict[str, str]:
 
 
 # The named colour lists of go-colours (public data, kept in the order go-colours lists them).
-COLOUR_LISTS = ("crayola", "css3", "css4")
 DEFAULT_COLOUR_LISTS = ("crayola", "css4")  # go-iiif's default palettes
 
 

@@ -26,6 +26,7 @@ from .colour import to_srgb
 from .config import DEFAULT_JPEG_QUALITY
 from .errors import ImageRejectedError, ParameterError
 from .jpeg_markers import JpegLayout, browser_ready, jpeg_layout, jpeg_without_metadata
+from .memory import decoded_size
 from .params import DEFAULT_SIZE_RULES, Instruction, Quality, Rotation
 from .services import fit_box
 
@@ -135,8 +136,6 @@ def _resize(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
     return out
 
 
-_SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4}
-
 # Sources whose decoded pixels exceed this are streamed from their file for each pass instead of
 # being decoded once into memory (about 170 MP of 8-bit RGB: a 100 MP photo still takes the
 # faster in-memory path). A streamed pass holds a few strips plus the kept downscaled copies.
@@ -177,8 +176,7 @@ class Probe:
     @property
     def decoded_bytes(self) -> int:
         """The memory the decoded pixels take."""
-        sample = _SAMPLE_BYTES.get(self.image.format, 8)
-        return self.width * self.height * self.image.bands * sample
+        return decoded_size(self.width, self.height, self.image.bands, self.image.format)
 
     @property
     def streamed(self) -> bool:
