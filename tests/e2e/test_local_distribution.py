@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from local_aws.deploy import LOCAL_IMAGE_TAG, local_context
+from local_aws.deploy import LOCAL_IMAGE_TAG, LOCAL_REPOSITORY_NAME, local_context
 from local_aws.distribution import (
     IMAGE_PROFILE,
     PRESENTATION_PROFILE,
@@ -159,6 +159,7 @@ def test_port_of_refuses_a_url_that_is_not_local() -> None:
 def test_a_local_deployment_names_the_stand_in_as_public_base_url() -> None:
     assert local_context("http://localhost:8182", None) == {
         "imageTag": LOCAL_IMAGE_TAG,
+        "repositoryName": LOCAL_REPOSITORY_NAME,
         "publicBaseUrl": "http://localhost:8182",
     }
 
