@@ -41,7 +41,7 @@ PUTS_PER_IMAGE = 10
 BENCH_TILES_24MP = 131
 BENCH_TILE_SIZE = 512
 TILE_DOCUMENTS = 2  # info.json, manifest.json
-# The stack's defaults: lambdaMemoryMiB 256, queueBatchSize 1000 (stacks/settings.py); an
+# The stack's defaults: lambdaMemoryMiB 256, queueBatchSize 1000 (stacks/stack_settings.py); an
 # invocation is assumed to take one second (claims and RunTask calls; the Lambda never waits).
 LAMBDA_MEMORY_GB = 0.25
 LAMBDA_SECONDS_PER_INVOCATION = 1.0
