@@ -60,19 +60,25 @@ def load_document(source: str, name: str, defaults: Any) -> Any:
     return load_file(os.path.join(source, name))
 
 
+def load_named_document(args: Arguments, kind: str, default_name: str, defaults: Any) -> Any:
+    """The document ``-KIND PATH`` names, else ``-KIND-source`` and ``-KIND-name`` (``defaults://``
+    and ``default_name`` when not given); ``kind`` is ``config`` or ``instructions``."""
+    path = args.get(kind)
+    if path:
+        return load_file(path)
+    return load_document(
+        args.get(f"{kind}-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,
+        args.get(f"{kind}-name", default_name) or default_name,
+        defaults,
+    )
+
+
 def load_config_document(args: Arguments, env: Mapping[str, str]) -> Any:
     """The go-iiif config document the command line names (the seed's ``-config PATH``, else
     ``-config-source`` and ``-config-name``), its ``images.source`` and ``derivatives.cache``
     replaced by ``-config-images-source-uri`` and ``-config-derivatives-cache-uri`` (flag, else
     environment). Replaced before parsing, so a placeholder in a replaced block is no error."""
-    if args.get("config"):
-        data = load_file(args.get("config") or "")
-    else:
-        data = load_document(
-            args.get("config-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,
-            args.get("config-name", "config.json") or "config.json",
-            default_config(),
-        )
+    data = load_named_document(args, "config", "config.json", default_config())
     if not isinstance(data, dict):
         return data  # parse_config says what is wrong with it
     data = dict(data)

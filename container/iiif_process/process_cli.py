@@ -45,8 +45,8 @@ from .config import (
     parse_store_uri,
     with_overrides,
 )
-from .defaults import DEFAULTS_SCHEME, default_instructions
-from .documents import load_config_document, load_document, load_file
+from .defaults import default_instructions
+from .documents import load_config_document, load_named_document
 from .errors import ConfigError, IIIFProcessError
 from .ledger import Ledger
 from .logs import setup_logging
@@ -200,14 +200,9 @@ def load_settings(
 ) -> tuple[Config, tuple[Instruction, ...], ReportOptions]:
     """Read the config and instructions named on the command line, with every override."""
     config_data = load_config_document(args, env)
-    if args.get("instructions"):
-        instruction_data = load_file(args.get("instructions") or "")
-    else:
-        instruction_data = load_document(
-            args.get("instructions-source", DEFAULTS_SCHEME) or DEFAULTS_SCHEME,
-            args.get("instructions-name", "instructions.json") or "instructions.json",
-            default_instructions(),
-        )
+    instruction_data = load_named_document(
+        args, "instructions", "instructions.json", default_instructions()
+    )
     deep_zoom, concurrency = deep_zoom_settings(args, env)
     config = with_overrides(
         parse_config(config_data),
