@@ -53,34 +53,39 @@ def _sign_pow(value: float, exp: float) -> float:
     return math.copysign(abs(value) ** exp, value)
 
 
+# sRGB (0..255) to linear light, as the reference encoder computes it.
+_LINEAR = tuple(
+    (v / 255 / 12.92) if v / 255 <= 0.04045 else ((v / 255 + 0.055) / 1.055) ** 2.4
+    for v in range(256)
+)
+
+
+def _pixels(image: pyvips.Image) -> Any:
+    """The pixels of an 8-bit image as a H x W x bands numpy array (one read of the image)."""
+    import numpy as np
+
+    data = np.frombuffer(image.write_to_memory(), dtype=np.uint8)
+    return data.reshape(image.height, image.width, image.bands)
+
+
 def blurhash(image: pyvips.Image, x_components: int, y_components: int) -> str:
-    """The BlurHash of an sRGB image (reference algorithm; basis sums computed by libvips)."""
-    image = _rgb(image)
-    width, height = image.width, image.height
-    # sRGB → linear light through a 256-entry lookup table.
-    lut = pyvips.Image.new_from_list(
-        [
-            [
-                (v / 255 / 12.92) if v / 255 <= 0.04045 else ((v / 255 + 0.055) / 1.055) ** 2.4
-                for v in range(256)
-            ]
-        ]
-    )
-    linear = image.maplut(lut).cast("double").copy_memory()
-    # The basis sums as two small matrix products per band, in libvips (cheap next to the
-    # derivatives): cos_y (Y x H) . band (H x W) . cos_x (W x X).
-    cos_x = pyvips.Image.new_from_list(
+    """The BlurHash of an sRGB image (reference algorithm; the basis sums as two small matrix
+    products per band in numpy: a thumbnail's pixels are few, and libvips' per-call cost was
+    most of the time)."""
+    import numpy as np
+
+    pixels = _pixels(_rgb(image))
+    height, width = pixels.shape[:2]
+    linear = np.asarray(_LINEAR)[pixels]  # H x W x 3, float64
+    # The cosines as the reference computes them (math.cos, same operand order).
+    cos_x = np.array(
         [[math.cos(math.pi * i * x / width) for i in range(x_components)] for x in range(width)]
     )
-    cos_y = pyvips.Image.new_from_list(
+    cos_y = np.array(
         [[math.cos(math.pi * j * y / height) for y in range(height)] for j in range(y_components)]
     )
-    sums: list[array.array[float]] = []
-    for band in range(3):
-        product = cos_y.matrixmultiply(linear[band].matrixmultiply(cos_x))
-        values = array.array("d")
-        values.frombytes(product.cast("double").write_to_memory())
-        sums.append(values)
+    # cos_y (Y x H) . band (H x W) . cos_x (W x X), per band: Y x X x 3.
+    sums = [(cos_y @ linear[..., band] @ cos_x).ravel().tolist() for band in range(3)]
     factors: list[tuple[float, ...]] = []
     for j in range(y_components):
         for i in range(x_components):
@@ -169,23 +174,25 @@ def marekm4_colours(image: pyvips.Image, count: int) -> list[tuple[int, int, int
     """marekm4/color-extractor (go-iiif v8's default extruder): pixels sorted into the eight
     cubes of the RGB cube's halves, each cube's mean colour, most populous first, cubes under 1 %
     of the (alpha-weighted) pixels left out."""
-    if image.hasalpha():
-        colour = image.extract_band(0, n=image.bands - 1)
-        weight = image.extract_band(image.bands - 1).cast("double") / 255
-    else:
-        colour, weight = image, None
-    if colour.bands == 1:
-        colour = colour.bandjoin([colour, colour])
-    colour = colour.cast("uchar")
+    import numpy as np
+
+    pixels = _pixels(image.cast("uchar"))
+    alpha = image.hasalpha()
+    colour = pixels[..., : image.bands - 1] if alpha else pixels
+    if colour.shape[2] == 1:
+        colour = np.repeat(colour, 3, axis=2)
     high = colour >> 7  # each channel's half: 0 or 1
-    index = (high[0] << 2 | high[1] << 1 | high[2]).cast("uchar")
-    if weight is None:
-        weight = pyvips.Image.black(colour.width, colour.height) + 1
-    weighted = (colour.cast("double") * weight).bandjoin(weight)
-    sums = weighted.hist_find_indexed(index)  # per cube: sum of r, g, b and of the weights
-    values = array.array("d")
-    values.frombytes(sums.cast("double").write_to_memory())
-    cubes = [values[i * 4 : i * 4 + 4] for i in range(sums.width)]
+    index = (high[..., 0] << 2 | high[..., 1] << 1 | high[..., 2]).ravel()
+    # Per cube (in scan order, as libvips' indexed histogram adds them): the sums of r, g, b
+    # weighted by alpha / 255, and of the weights.
+    weight = pixels[..., -1].astype(np.float64) / 255 if alpha else None
+    columns = [colour[..., band].astype(np.float64) for band in range(3)]
+    if weight is not None:
+        columns = [column * weight for column in columns]
+    weights = weight.ravel() if weight is not None else None
+    sums = [np.bincount(index, column.ravel(), minlength=8) for column in columns]
+    counts = np.bincount(index, weights, minlength=8).astype(np.float64)
+    cubes = [(*(float(s[i]) for s in sums), float(counts[i])) for i in range(8)]
     total = sum(c[3] for c in cubes)
     ranked = sorted((c for c in cubes if c[3] > 0), key=lambda c: -c[3])  # stable, as Go's
     result = []
