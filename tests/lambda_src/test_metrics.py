@@ -20,7 +20,6 @@ from iiif_process_ecs import metrics
 from iiif_process_ecs.ledger import now_iso
 from iiif_process_ecs.service import TasksNotStarted
 
-from tests.container.test_iiif_metrics import CONTRACT_UNITS, REASONS, check_emf
 from tests.lambda_src.conftest import REGION, Infra, s3_record
 from tests.lambda_src.ledger_support import create_ledger_table, put_item
 from tests.lambda_src.test_ecs_trigger_handler import FlakyEcs, run
@@ -34,6 +33,7 @@ from tests.lambda_src.test_reconcile import (
     tool_finished,
     tool_processing,
 )
+from tests.metrics_contract import CONTRACT_UNITS, REASONS, check_emf
 
 ROOT = Path(__file__).resolve().parents[2]
 
