@@ -46,10 +46,12 @@ UP_ARGS ?=
 up: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m local_aws.up $(UP_ARGS)
 
-## test: ruff, the whole test suite, cdk synth (cdk-nag) and cfn-lint on the templates.
+## test: ruff, the whole test suite, the Lambda's tests again on the Lambda's own Python (a cached
+## Debian chroot), cdk synth (cdk-nag) and cfn-lint on the templates.
 test: lint $(STAMP) $(NODE_STAMP) $(CHECKOV_STAMP)
 	$(MAKE) --no-print-directory image
 	$(BIN)/python -m pytest -q
+	$(BIN)/python -m image_build.runtime_python --if-available
 	$(MAKE) --no-print-directory synth
 
 lint: $(STAMP)

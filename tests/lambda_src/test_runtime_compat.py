@@ -1,9 +1,10 @@
-"""The Lambda runs on a newer Python (``stacks.runtime_function.RUNTIME``, 3.14) than this machine
-has (3.11, the only one its package sources offer; Lambda's 3.11 runtime is past deprecation, so
-deploying on it is no answer). What can break between the two is checked here: the Lambda's code
-imports nothing that Python removed up to 3.14, needs nothing but the runtime's boto3, and calls
-nothing deprecated (pytest turns a DeprecationWarning raised from `iiif_process_ecs` into an
-error in every test: pyproject.toml, ``filterwarnings``)."""
+"""The Lambda runs on a newer Python (``stacks.runtime_function.RUNTIME``, 3.14) than this venv's
+(3.11, the one Debian 12 offers; Lambda's 3.11 runtime is past deprecation, so deploying on it is
+no answer). ``make test`` runs tests/lambda_src a second time on the runtime's own Python, in a
+Debian chroot (image_build/runtime_python.py); where that cannot run, what can break between the
+two is still checked here: the Lambda's code imports nothing that Python removed up to 3.14, needs
+nothing but the runtime's boto3, and calls nothing deprecated (pytest turns a DeprecationWarning
+raised from `iiif_process_ecs` into an error in every test: pyproject.toml, ``filterwarnings``)."""
 
 from __future__ import annotations
 
