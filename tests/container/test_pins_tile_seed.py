@@ -1,0 +1,60 @@
+"""iiif-tile-seed's exit status and -processes bounds (issue #13)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from iiif_process.arguments import UsageError
+from iiif_process.tile_seed_cli import run
+
+from . import iiif_images as gen
+
+
+def _argv(tmp_path: Path, *args: str) -> list[str]:
+    source, out = tmp_path / "src", tmp_path / "out"
+    source.mkdir(exist_ok=True)
+    out.mkdir(exist_ok=True)
+    (source / "a.jpg").write_bytes(gen.jpeg())
+    return [
+        "-config-images-source-uri",
+        source.as_uri(),
+        "-config-derivatives-cache-uri",
+        out.as_uri(),
+        *args,
+    ]
+
+
+def test_one_process_is_allowed(tmp_path: Path) -> None:
+    status, _ = run(_argv(tmp_path, "-processes", "1", "a.jpg"), {})
+    assert status == 0
+
+
+def test_zero_processes_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="-processes must be between 1 and 256, not 0"):
+        run(_argv(tmp_path, "-processes", "0", "a.jpg"), {})
+
+
+def test_256_processes_are_allowed(tmp_path: Path) -> None:
+    status, _ = run(_argv(tmp_path, "-processes", "256", "a.jpg"), {})
+    assert status == 0
+
+
+def test_257_processes_is_a_usage_error(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="not 257"):
+        run(_argv(tmp_path, "-processes", "257", "a.jpg"), {})
+
+
+def test_a_config_that_cannot_be_read_exits_1(tmp_path: Path) -> None:
+    argv = ["-config-source", (tmp_path / "nowhere").as_uri(), "a.jpg", "b.jpg"]
+    status, _ = run(argv, {})
+    assert status == 1
+
+
+def test_a_config_that_cannot_be_read_is_an_error_for_every_identifier(tmp_path: Path) -> None:
+    argv = ["-config-source", (tmp_path / "nowhere").as_uri(), "a.jpg", "b.jpg"]
+    _, results = run(argv, {})
+    assert {src: "cannot read" in entry["error"] for src, entry in results.items()} == {
+        "a.jpg": True,
+        "b.jpg": True,
+    }
