@@ -4,8 +4,9 @@ Usage: ``python -m mutation [--package container/iiif_process ...] [--module NAM
 [--sample N] [--seed S] [--jobs J] [--timeout SECONDS] [--out DIR]``
 
 For each module of the packages (default: all three), every mutant (:mod:`mutation.mutants`) is
-run against the tests that execute its line (a coverage run with per-test contexts says which);
-a line no test runs itself (one run at import, or only in a child process) falls back to every
+run against the tests that execute its line (a coverage run with per-test contexts says which,
+child processes included: a batch's workers, ``iiif-process`` run as a command);
+a line no test runs itself (one run only at import) falls back to every
 test that runs the module's code, else to the test files that name the module. A mutant of
 ``stacks`` then runs the whole ``tests/stacks`` as well (its stacks are built once, in shared
 fixtures). A mutant is killed when those tests fail (or time out), survives when they pass.
@@ -57,7 +58,7 @@ def module_files(package: str, only: list[str]) -> list[Path]:
 
 
 def fallback_tests(package: str, module: str) -> list[str]:
-    """Test files of the package that name the module (for lines run only in child processes)."""
+    """Test files of the package that name the module (for a module no test runs)."""
     top = package.split("/")[-1]
     pattern = re.compile(rf"\b{top}\.{module}\b|from {top} import .*\b{module}\b")
     found = []

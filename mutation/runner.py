@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mutation.mutants import Mutant
+from mutation.pytest_context import VARIABLE as CONTEXT_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
 # Package folder → (import roots to put on PYTHONPATH, its tests). The in-image and end-to-end
@@ -29,6 +30,25 @@ PACKAGES: dict[str, tuple[str, ...]] = {
 }
 IGNORED_TESTS = ("tests/container/test_image.py", "tests/stacks/test_stack_checkov.py")
 PYTHONPATH_ROOTS = ("", "container", "lambda_src")
+# Put first on every process's path (as ``sitecustomize``): a mutant may act only on the processes
+# of its own test run. A worker's ``os.sched_setaffinity(0, ...)`` mutated to pid 1 would pin
+# the machine's init process (and all it starts later) to one CPU; refused, the worker is simply
+# not pinned, which the tests notice.
+GUARD = '''"""Mutation run guard: no process of a mutant's run changes another's CPUs."""
+
+import os
+
+_set_affinity = os.sched_setaffinity
+
+
+def _own_affinity(pid, mask):
+    if pid not in (0, os.getpid()):
+        raise PermissionError(f"mutation run: not changing the CPU affinity of process {pid}")
+    _set_affinity(pid, mask)
+
+
+os.sched_setaffinity = _own_affinity
+'''
 
 
 @dataclass(frozen=True)
@@ -42,7 +62,8 @@ class Outcome:
 
 
 def make_copy(scratch: Path) -> Path:
-    """The tracked files of the working tree (as they are now) under ``scratch/repo``."""
+    """The tracked files of the working tree (as they are now) under ``scratch/repo``, and the
+    :data:`GUARD` under ``scratch/guard``."""
     copy = scratch / "repo"
     if copy.exists():
         shutil.rmtree(copy)
@@ -65,12 +86,16 @@ def make_copy(scratch: Path) -> Path:
     for shared in ("node_modules", ".venv", ".venv-checkov"):
         if (ROOT / shared).exists():
             (copy / shared).symlink_to(ROOT / shared)
+    guard = copy.parent / "guard"
+    guard.mkdir(exist_ok=True)
+    (guard / "sitecustomize.py").write_text(GUARD, encoding="utf-8")
     return copy
 
 
 def environment(copy: Path) -> dict[str, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(str(copy / part) for part in PYTHONPATH_ROOTS)
+    roots = [copy.parent / "guard", *(copy / part for part in PYTHONPATH_ROOTS)]
+    env["PYTHONPATH"] = os.pathsep.join(str(root) for root in roots)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
@@ -121,37 +146,45 @@ def run_mutant(copy: Path, mutant: Mutant, tests: Sequence[str], timeout: float)
 
 def coverage_map(copy: Path, package: str, scratch: Path) -> dict[tuple[str, int], set[str]]:
     """Which tests execute each line of ``package`` (from one run of its tests under coverage
-    with per-test contexts): ``{(path, line): {pytest node id, ...}}``. Lines run only in a
-    child process (a worker, the CLI run as a command) have no context and are not in the map."""
+    with per-test contexts): ``{(path, line): {pytest node id, ...}}``.
+
+    Child processes (a batch's workers, ``iiif-process`` run as a command) are measured too:
+    ``COVERAGE_PROCESS_START`` makes coverage's ``.pth`` hook start it in every Python process
+    of the run (pytest's included), each writing its own data file, combined at the end. A child
+    has no test function of its own; its static context, ``${MUTATION_TEST_CONTEXT}``, is the
+    node id of the test that started it (set by :mod:`mutation.pytest_context`)."""
     data_file = scratch / f"coverage-{package.replace('/', '_')}"
     rcfile = scratch / "coveragerc"
     rcfile.write_text(
-        "[run]\ndynamic_context = test_function\nrelative_files = true\n"
+        "[run]\ndynamic_context = test_function\nrelative_files = true\nparallel = true\n"
+        f"context = ${{{CONTEXT_VARIABLE}}}\n"
+        f"data_file = {data_file}\n"
         f"source = {copy / package}\n"
     )
     tests = PACKAGES[package]
     command = [
         sys.executable,
         "-m",
-        "coverage",
-        "run",
-        f"--rcfile={rcfile}",
-        f"--data-file={data_file}",
-        "-m",
         "pytest",
         "-q",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "mutation.pytest_context",
         "-o",
         "addopts=",
         *[f"--ignore={path}" for path in IGNORED_TESTS],
         *tests,
     ]
-    subprocess.run(command, cwd=copy, env=environment(copy), check=False, stdout=subprocess.DEVNULL)
+    env = environment(copy)
+    env["COVERAGE_PROCESS_START"] = str(rcfile)
+    env.pop(CONTEXT_VARIABLE, None)
+    subprocess.run(command, cwd=copy, env=env, check=False, stdout=subprocess.DEVNULL)
     import coverage  # only the mutation run needs it
 
-    data = coverage.CoverageData(basename=str(data_file))
-    data.read()
+    combined = coverage.Coverage(data_file=str(data_file), config_file=str(rcfile))
+    combined.combine(data_paths=[str(scratch)], keep=False)
+    data = combined.get_data()
     lines: dict[tuple[str, int], set[str]] = {}
     for measured in data.measured_files():
         path = Path(measured)
@@ -164,7 +197,10 @@ def coverage_map(copy: Path, package: str, scratch: Path) -> dict[tuple[str, int
 
 def _test_file(context: str) -> str | None:
     """``tests.container.test_x.test_y`` (coverage's test_function context) → the pytest node
-    ``tests/container/test_x.py::test_y`` (a method: ``...::Class::test_y``)."""
+    ``tests/container/test_x.py::test_y`` (a method: ``...::Class::test_y``). A child process's
+    context is already a node id (``tests/container/test_x.py::test_y``)."""
+    if "::" in context:
+        return context if context.startswith("tests/") else None
     parts = context.split(".")
     if parts[0] != "tests":
         return None

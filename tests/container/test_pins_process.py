@@ -27,7 +27,8 @@ def _files(contents: Mapping[str, str]) -> Callable[..., io.StringIO]:
 @pytest.fixture
 def eight_cpus(monkeypatch: pytest.MonkeyPatch) -> Callable[[Mapping[str, str]], int]:
     """``available_cpus`` on a machine of 8 CPUs whose cgroup files hold ``contents``."""
-    monkeypatch.setattr(process.os, "sched_getaffinity", lambda pid: set(range(8)))
+    # Only this process's own CPUs (pid 0) are known: asking about another process fails.
+    monkeypatch.setattr(process.os, "sched_getaffinity", lambda pid: {0: set(range(8))}[pid])
 
     def measure(contents: Mapping[str, str]) -> int:
         monkeypatch.setattr(process, "open", _files(contents), raising=False)
