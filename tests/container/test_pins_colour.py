@@ -1,0 +1,68 @@
+"""Reading an ICC profile's description, v2 ``desc`` and v4 ``mluc`` tags (issue #13)."""
+
+from __future__ import annotations
+
+import struct
+
+from iiif_process.colour import icc_description
+
+
+def _profile(tags: list[tuple[bytes, bytes]], count: int | None = None) -> bytes:
+    """A profile of a blank 128-byte header, the tag table (announcing ``count`` tags, default
+    all of them) and the tags' data after it."""
+    table = struct.pack(">I", len(tags) if count is None else count)
+    data = b""
+    start = 128 + 4 + 12 * len(tags)
+    for signature, body in tags:
+        table += struct.pack(">4sII", signature, start + len(data), len(body))
+        data += body + b"\0" * (-len(body) % 4)
+    return bytes(128) + table + data
+
+
+def _desc(text: str) -> bytes:
+    ascii_text = text.encode("latin-1") + b"\0"
+    return b"desc" + bytes(4) + struct.pack(">I", len(ascii_text)) + ascii_text
+
+
+def _mluc(text: str) -> bytes:
+    utf16 = text.encode("utf-16-be")
+    # One record (12 bytes: language, country, length, offset); its text right after, at 28.
+    record = struct.pack(">2s2sII", b"en", b"US", len(utf16), 28)
+    return b"mluc" + bytes(4) + struct.pack(">II", 1, 12) + record + utf16
+
+
+def test_a_v2_desc_tag_gives_its_text() -> None:
+    assert icc_description(_profile([(b"desc", _desc("Camera RGB"))])) == "Camera RGB"
+
+
+def test_a_v4_mluc_tag_gives_its_text() -> None:
+    assert icc_description(_profile([(b"desc", _mluc("Display P3"))])) == "Display P3"
+
+
+def test_the_desc_tag_is_found_after_other_tags() -> None:
+    tags = [(b"wtpt", bytes(20)), (b"cprt", _desc("(c) someone")), (b"desc", _desc("Scanner"))]
+    assert icc_description(_profile(tags)) == "Scanner"
+
+
+def test_a_profile_without_a_desc_tag_has_no_description() -> None:
+    assert icc_description(_profile([(b"wtpt", bytes(20))])) == ""
+
+
+def test_a_truncated_profile_has_no_description() -> None:
+    assert icc_description(bytes(100)) == ""
+
+
+def test_the_desc_text_ends_where_its_length_says() -> None:
+    # "Scanner" and its NUL fill the tag to a 4-byte boundary: the next tag follows at once.
+    tags = [(b"desc", _desc("Scanner")), (b"cprt", _desc("(c) someone"))]
+    assert icc_description(_profile(tags)) == "Scanner"
+
+
+def test_only_the_tags_the_count_announces_are_read() -> None:
+    tags = [(b"wtpt", bytes(20)), (b"desc", _desc("Stale"))]
+    assert icc_description(_profile(tags, count=1)) == ""
+
+
+def test_at_most_64_tags_are_read() -> None:
+    tags = [(b"wtpt", bytes(4))] * 64 + [(b"desc", _desc("Far"))]
+    assert icc_description(_profile(tags)) == ""
