@@ -68,17 +68,62 @@ def queue_arn(aws: EmbeddedAws, queue_url: str) -> str:
     return str(attributes["QueueArn"])
 
 
+class DeliveryHolds:
+    """The mappings held in this process, and the deliveries under way for each.
+
+    Disabling a mapping through the API does not stop a poller that read "Enabled" a moment
+    before: it may still take the first message sent inside the hold and hand it back only after
+    the holder's own batch was received, splitting it. A hold therefore also waits here for the
+    mapping's deliveries under way to end, and pollers start none while it lasts.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._held: set[str] = set()
+        self._busy: dict[str, int] = {}
+
+    def hold(self, uuid: str, timeout: float = _INVOKE_READ_TIMEOUT) -> None:
+        with self._changed:
+            self._held.add(uuid)
+            if not self._changed.wait_for(lambda: not self._busy.get(uuid), timeout):
+                raise TimeoutError(f"a delivery for mapping {uuid} did not end in {timeout} s")
+
+    def release(self, uuid: str) -> None:
+        with self._changed:
+            self._held.discard(uuid)
+
+    def begin(self, uuid: str) -> bool:
+        """Count a delivery for ``uuid`` as under way, unless the mapping is held."""
+        with self._changed:
+            if uuid in self._held:
+                return False
+            self._busy[uuid] = self._busy.get(uuid, 0) + 1
+            return True
+
+    def end(self, uuid: str) -> None:
+        with self._changed:
+            self._busy[uuid] -= 1
+            self._changed.notify_all()
+
+
+HOLDS = DeliveryHolds()
+
+
 @contextmanager
 def hold_event_source_mapping(
     aws: EmbeddedAws, function_name: str, queue_url: str
 ) -> Iterator[dict[str, Any]]:
-    """Disable the queue's event source mapping for the block, then enable it again."""
+    """Disable the queue's event source mapping for the block, then enable it again. When
+    this process's pollers deliver that mapping, a batch one of them had started is first
+    delivered (or handed back), so that messages sent inside the block reach only the holder."""
     mapping = event_source_mapping(aws, function_name, queue_arn(aws, queue_url))
     client = aws.client("lambda")
     client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
     try:
+        HOLDS.hold(mapping["UUID"])
         yield mapping
     finally:
+        HOLDS.release(mapping["UUID"])
         client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
 
 
@@ -324,7 +369,14 @@ class LambdaPollers:
                     queue_url = _queue_url(self._aws, mapping["EventSourceArn"])
                 with self._lock:
                     self._queues[uuid] = queue_url
-                if not self._deliver(mapping, queue_url):
+                if not HOLDS.begin(uuid):
+                    self._stop.wait(_IDLE_SLEEP_SECONDS)
+                    continue
+                try:
+                    delivered = self._deliver(mapping, queue_url)
+                finally:
+                    HOLDS.end(uuid)
+                if not delivered:
                     self._stop.wait(_IDLE_SLEEP_SECONDS)
         except Exception as error:
             gone = "NonExistentQueue" in str(error)  # the emulator was reset: nothing to say
