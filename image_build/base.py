@@ -8,7 +8,7 @@ it), ``LANG=C.UTF-8`` and the same ``PATH``. It differs in being Debian's 3.11.2
 outside a venv.
 
 The result is an image in buildah's storage tagged with :data:`RECIPE`; a second call finds it and
-returns at once. The downloaded ``.deb`` files stay in ``~/.cache/iiif-image/debs-ARCH``
+returns at once. The downloaded ``.deb`` files stay in ``~/.cache/iiif-image/debs-bookworm-ARCH``
 (``IIIF_IMAGE_CACHE`` overrides the folder), so even a rebuild does not download again.
 """
 
@@ -18,7 +18,7 @@ import os
 import re
 import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from image_build import buildah, cache_dir, host_arch
@@ -76,29 +76,35 @@ def ensure_base(arch: str | None = None, log: Callable[[str], None] = print) -> 
     name = base_name(arch)
     if image_exists(name):
         return name
-    debs = cache_dir() / f"debs-{arch}"
-    debs.mkdir(parents=True, exist_ok=True)
     log(f"image_build: making the stand-in base {name} with debootstrap (once per machine)")
     with tempfile.TemporaryDirectory(prefix="iiif-standin-") as tmp:
         rootfs = Path(tmp) / "rootfs"
-        command = [
-            "debootstrap",
-            "--variant=minbase",
-            f"--arch={arch}",
-            f"--include={','.join(PACKAGES)}",
-            f"--cache-dir={debs}",
-            SUITE,
-            str(rootfs),
-            apt_mirror(),
-        ]
-        result = subprocess.run(command, capture_output=True, text=True, check=False)
-        if result.returncode != 0:
-            detail = rootfs / "debootstrap" / "debootstrap.log"
-            tail = detail.read_text()[-3000:] if detail.exists() else result.stderr[-3000:]
-            raise RuntimeError(f"debootstrap failed (exit {result.returncode}):\n{tail}")
+        debootstrap(SUITE, rootfs, arch, PACKAGES)
         _finish_rootfs(rootfs)
         _commit(rootfs, arch, name)
     return name
+
+
+def debootstrap(suite: str, rootfs: Path, arch: str, packages: Sequence[str]) -> None:
+    """A minimal Debian ``suite`` for ``arch`` with ``packages``, in ``rootfs``, from the
+    machine's mirror; the ``.deb`` files are kept under :func:`cache_dir` for the next time."""
+    debs = cache_dir() / f"debs-{suite}-{arch}"
+    debs.mkdir(parents=True, exist_ok=True)
+    command = [
+        "debootstrap",
+        "--variant=minbase",
+        f"--arch={arch}",
+        f"--include={','.join(packages)}",
+        f"--cache-dir={debs}",
+        suite,
+        str(rootfs),
+        apt_mirror(),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        detail = rootfs / "debootstrap" / "debootstrap.log"
+        tail = detail.read_text()[-3000:] if detail.exists() else result.stderr[-3000:]
+        raise RuntimeError(f"debootstrap of {suite} failed (exit {result.returncode}):\n{tail}")
 
 
 def _finish_rootfs(rootfs: Path) -> None:

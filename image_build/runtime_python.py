@@ -26,7 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from image_build import cache_dir, host_arch
-from image_build.base import apt_mirror
+from image_build.base import debootstrap
 
 ROOT = Path(__file__).resolve().parent.parent
 # Change RECIPE when the steps below change, so that cached trees are remade.
@@ -98,28 +98,13 @@ def _debootstrap(
     tree: Path, version: str, suite: str, arch: str, log: Callable[[str], None]
 ) -> None:
     log(f"runtime-python: making a Debian {suite} tree with python{version} (once per machine)")
-    debs = cache_dir() / f"debs-{suite}-{arch}"
-    debs.mkdir(parents=True, exist_ok=True)
     partial = tree.with_name(tree.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    command = [
-        "debootstrap",
-        "--variant=minbase",
-        f"--arch={arch}",
-        f"--include=python{version},python{version}-venv,ca-certificates",
-        f"--cache-dir={debs}",
-        suite,
-        str(partial),
-        apt_mirror(),
-    ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        detail = partial / "debootstrap" / "debootstrap.log"
-        tail = detail.read_text()[-3000:] if detail.exists() else result.stderr[-3000:]
-        raise RuntimeError(
-            f"debootstrap of {suite} with python{version} failed (exit {result.returncode}); "
-            f"IIIF_RUNTIME_SUITE names another suite:\n{tail}"
-        )
+    packages = (f"python{version}", f"python{version}-venv", "ca-certificates")
+    try:
+        debootstrap(suite, partial, arch, packages)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}\n(IIIF_RUNTIME_SUITE names another suite)") from error
     shutil.rmtree(tree, ignore_errors=True)
     partial.rename(tree)
 
