@@ -1,10 +1,12 @@
-"""Reading an ICC profile's description, v2 ``desc`` and v4 ``mluc`` tags (issue #13)."""
+"""Reading an ICC profile's description (v2 ``desc`` and v4 ``mluc`` tags), and undoing a naive
+16-bit CMYK separation (issue #13)."""
 
 from __future__ import annotations
 
 import struct
 
-from iiif_process.colour import icc_description
+import pyvips
+from iiif_process.colour import icc_description, naive_cmyk_to_srgb
 
 
 def _profile(tags: list[tuple[bytes, bytes]], count: int | None = None) -> bytes:
@@ -66,3 +68,33 @@ def test_only_the_tags_the_count_announces_are_read() -> None:
 def test_at_most_64_tags_are_read() -> None:
     tags = [(b"wtpt", bytes(4))] * 64 + [(b"desc", _desc("Far"))]
     assert icc_description(_profile(tags)) == ""
+
+
+# --- the naive separation undone, 16 bits a channel ------------------------------------------
+
+
+def _naive_pixel(*levels: int) -> list[float]:
+    """The sRGB pixel of a 16-bit CMYK (then extra bands) image of one colour, undone naively."""
+    image = (pyvips.Image.black(2, 2, bands=len(levels)) + list(levels)).cast("ushort")
+    return naive_cmyk_to_srgb(image.copy(interpretation="cmyk")).getpoint(0, 0)
+
+
+def test_16_bit_ink_levels_become_their_8_bit_levels() -> None:
+    # 257 16-bit levels a step: cyan leaving 155 steps of light gives red 155.
+    assert _naive_pixel(65535 - 257 * 155, 0, 65535, 0) == [155, 255, 0]
+
+
+def test_a_16_bit_level_short_of_the_next_step_stays_on_its_step() -> None:
+    assert _naive_pixel(65535 - (257 * 200 + 256), 0, 65535, 0) == [200, 255, 0]
+
+
+def test_16_bit_black_ink_darkens_every_channel() -> None:
+    assert _naive_pixel(0, 0, 0, 65535 - 257 * 100) == [100, 100, 100]
+
+
+def test_a_16_bit_alpha_becomes_its_8_bit_level() -> None:
+    assert _naive_pixel(0, 0, 0, 0, 257 * 77) == [255, 255, 255, 77]
+
+
+def test_a_16_bit_alpha_short_of_the_next_step_stays_on_its_step() -> None:
+    assert _naive_pixel(0, 0, 0, 0, 257 * 77 + 256) == [255, 255, 255, 77]
