@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mutation.mutants import Mutant
+from mutation.pytest_context import DURATIONS as DURATIONS_VARIABLE
 from mutation.pytest_context import VARIABLE as CONTEXT_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -178,6 +179,7 @@ def coverage_map(copy: Path, package: str, scratch: Path) -> dict[tuple[str, int
     ]
     env = environment(copy)
     env["COVERAGE_PROCESS_START"] = str(rcfile)
+    env[DURATIONS_VARIABLE] = str(scratch / f"durations-{package.replace('/', '_')}.json")
     env.pop(CONTEXT_VARIABLE, None)
     subprocess.run(command, cwd=copy, env=env, check=False, stdout=subprocess.DEVNULL)
     import coverage  # only the mutation run needs it
@@ -193,6 +195,16 @@ def coverage_map(copy: Path, package: str, scratch: Path) -> dict[tuple[str, int
             files = {_test_file(context) for context in contexts if context}
             lines[(str(relative), line)] = {f for f in files if f}
     return lines
+
+
+def test_durations(package: str, scratch: Path) -> dict[str, float]:
+    """Seconds each test of ``package`` took in the coverage run, by node id (``{}`` when the
+    run wrote none)."""
+    path = scratch / f"durations-{package.replace('/', '_')}.json"
+    try:
+        return {str(k): float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+    except (OSError, ValueError):
+        return {}
 
 
 def _test_file(context: str) -> str | None:
