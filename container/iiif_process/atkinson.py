@@ -19,6 +19,8 @@ way, never a pixel's 128 + offset), which the table turns into no error, so they
 Tall images are done in strips of rows, carrying the error of the strip's last two rows into the
 next, and greyed strip by strip, so the working arrays stay small (a full-size 24 MP dither:
 the 72 MB copy of its pixels, its 24 MB result and about 100 MB per strip, 195 MB in all).
+Several images are diffused together with the steps of the largest alone (:func:`_diffuse`):
+the renderer dithers a set's small dithered derivatives so.
 """
 
 from __future__ import annotations
