@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
+from iiif_process import tile_seed_cli
 from iiif_process.arguments import UsageError
 from iiif_process.tile_seed_cli import run
 
@@ -58,3 +60,19 @@ def test_a_config_that_cannot_be_read_is_an_error_for_every_identifier(tmp_path:
         "a.jpg": True,
         "b.jpg": True,
     }
+
+
+def test_without_processes_16_objects_are_written_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The documented default (docs/iiif-process.md): what the seeder is asked to use.
+    asked: list[int] = []
+    real = tile_seed_cli.seed_image
+
+    def seed_image(*args: Any) -> dict[str, Any]:
+        asked.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(tile_seed_cli, "seed_image", seed_image)
+    run(_argv(tmp_path, "a.jpg"), {})
+    assert asked == [16]
