@@ -1,9 +1,10 @@
-"""The image hashes of the report follow goimagehash's definitions bit for bit (issue #13)."""
+"""The report's image hashes (goimagehash's definitions, bit for bit) and marekm4 palette colours
+(issue #13)."""
 
 from __future__ import annotations
 
 import pyvips
-from iiif_process.services import imagehash
+from iiif_process.services import imagehash, marekm4_colours
 
 
 def _flat(value: int, width: int = 64, height: int = 64) -> pyvips.Image:
@@ -42,3 +43,29 @@ def test_a_left_to_right_ramp_sets_every_difference_bit() -> None:
     ramp = (pyvips.Image.xyz(90, 80)[0] * 2.5).cast("uchar")
     image = ramp.bandjoin([ramp, ramp]).copy(interpretation="srgb")
     assert imagehash(image)["difference"] == "d:ffffffffffffffff"
+
+
+def _row(*colours: tuple[int, int, int]) -> pyvips.Image:
+    """An sRGB image one pixel high, of ``colours`` left to right."""
+    pixels = [(pyvips.Image.black(1, 1, bands=3) + list(c)).cast("uchar") for c in colours]
+    return pyvips.Image.arrayjoin(pixels).copy(interpretation="srgb")
+
+
+def test_marekm4_gives_a_cubes_mean_rounded_half_up() -> None:
+    # Go's math.Round: 10.5 -> 11.
+    assert marekm4_colours(_row((10, 20, 30), (11, 21, 31)), 5) == [(11, 21, 31)]
+
+
+def test_marekm4_gives_the_most_populous_cube_first() -> None:
+    image = _row((200, 200, 200), (10, 10, 10), (10, 10, 10), (10, 10, 10))
+    assert marekm4_colours(image, 5) == [(10, 10, 10), (200, 200, 200)]
+
+
+def test_marekm4_leaves_out_a_cube_of_one_percent() -> None:
+    image = _row(*[(10, 10, 10)] * 99, (200, 200, 200))
+    assert marekm4_colours(image, 5) == [(10, 10, 10)]
+
+
+def test_marekm4_keeps_a_cube_of_more_than_one_percent() -> None:
+    image = _row(*[(10, 10, 10)] * 99, (200, 200, 200), (200, 200, 200))
+    assert marekm4_colours(image, 5) == [(10, 10, 10), (200, 200, 200)]
