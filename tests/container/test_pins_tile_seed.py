@@ -76,3 +76,14 @@ def test_without_processes_16_objects_are_written_at_once(
     monkeypatch.setattr(tile_seed_cli, "seed_image", seed_image)
     run(_argv(tmp_path, "a.jpg"), {})
     assert asked == [16]
+
+
+@pytest.mark.parametrize("factors", ["0", "4,2,0", "-1"])
+def test_scale_factors_under_one_are_a_usage_error(factors: str) -> None:
+    with pytest.raises(UsageError, match="-scale-factors must be positive integers"):
+        tile_seed_cli.tile_options(tile_seed_cli.parse_args(["-scale-factors", factors]))
+
+
+def test_scale_factors_of_one_and_up_are_kept() -> None:
+    options = tile_seed_cli.tile_options(tile_seed_cli.parse_args(["-scale-factors", "4,2,1"]))
+    assert options.scale_factors == (4, 2, 1)
