@@ -1,9 +1,15 @@
-"""An S3 store's client: the one it was given, else one made on first use (issue #13)."""
+"""An S3 store's client (the one it was given, else one made on first use), and the store each
+spec opens (issue #13)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import boto3
-from iiif_process.stores import S3Store
+import pytest
+from iiif_process.config import StoreSpec
+from iiif_process.errors import StoreError
+from iiif_process.stores import DiskStore, MemoryStore, S3Store, open_store
 
 
 def test_a_store_given_a_client_uses_that_client() -> None:
@@ -18,3 +24,27 @@ def test_a_store_without_a_client_makes_one_in_its_region() -> None:
 def test_a_store_makes_its_client_once() -> None:
     store = S3Store("bucket", region="eu-west-1")
     assert store.client is store.client
+
+
+def test_an_s3_spec_opens_its_bucket_prefix_and_region() -> None:
+    store = open_store(StoreSpec("s3", bucket="b", prefix="p/", region="eu-west-1"))
+    assert (type(store), store.bucket, store.prefix, store.region) == (
+        S3Store,
+        "b",
+        "p/",
+        "eu-west-1",
+    )
+
+
+def test_a_disk_spec_opens_its_folder(tmp_path: Path) -> None:
+    store = open_store(StoreSpec("disk", path=str(tmp_path)))
+    assert (type(store), store.root) == (DiskStore, str(tmp_path))
+
+
+def test_an_unknown_kind_is_refused() -> None:
+    with pytest.raises(StoreError, match="unsupported store kind 'ftp'"):
+        open_store(StoreSpec("ftp"))
+
+
+def test_a_memory_spec_opens_a_memory_store() -> None:
+    assert isinstance(open_store(StoreSpec("memory", path="pins")), MemoryStore)
