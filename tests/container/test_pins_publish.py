@@ -1,11 +1,13 @@
-"""Undoing a failed run deletes its objects several at once, never more than asked (issue #13)."""
+"""Undoing a failed run: its objects deleted several at once (never more than asked), only the
+documents it replaced written back (issue #13)."""
 
 from __future__ import annotations
 
 import threading
 
 import pytest
-from iiif_process.publish import remove_objects
+from iiif_process.errors import StoreError
+from iiif_process.publish import Item, publish, remove_objects
 from iiif_process.stores import MemoryStore
 
 
@@ -57,3 +59,40 @@ def test_every_object_is_deleted(workers: int) -> None:
     store = _MeetingStore(meet=1)
     remove_objects(_written(store, "abc"), workers, {"uri": "img.jpg"})
     assert store.objects == {}
+
+
+class _RefusingStore(MemoryStore):
+    """A memory store that refuses to write one key (a real error of the store's kind)."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def write(
+        self, key: str, data: bytes, content_type: str, cache_control: str | None = None
+    ) -> None:
+        if key == self.refused:
+            raise StoreError(f"cannot write {key}")
+        super().write(key, data, content_type, cache_control)
+
+
+def _failed_rerun(restore: bool) -> _RefusingStore:
+    """Publish ``img.jpg`` (``restore`` as given) then ``info.json``, which is refused, over an
+    earlier run's objects."""
+    store = _RefusingStore("info.json")
+    store.write("img.jpg", b"old image", "image/jpeg")
+    phases = [
+        [Item(store, "img.jpg", b"new image", "image/jpeg", restore=restore)],
+        [Item(store, "info.json", b"{}", "application/json")],
+    ]
+    with pytest.raises(StoreError):
+        publish("img.jpg", phases)
+    return store
+
+
+def test_a_failed_publication_leaves_a_replaced_image_replaced() -> None:
+    assert _failed_rerun(restore=False).objects["img.jpg"] == b"new image"
+
+
+def test_a_failed_publication_writes_back_a_replaced_document() -> None:
+    assert _failed_rerun(restore=True).objects["img.jpg"] == b"old image"
