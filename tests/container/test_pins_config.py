@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from iiif_process.config import parse_config
+from iiif_process.defaults import default_config
 from iiif_process.errors import ConfigError
 
 
@@ -48,3 +49,9 @@ def test_blurhash_components_are_clamped_to_one_to_nine(given: int, used: int) -
 def test_blurhash_defaults_to_eight_by_eight_components() -> None:
     config = parse_config(_cfg())
     assert (config.blurhash_x, config.blurhash_y) == (8, 8)
+
+
+def test_the_default_config_reports_five_palette_colours() -> None:
+    # go-iiif v8's default extruder: marekm4, five colours.
+    config = parse_config(default_config())
+    assert (config.palette_extruder, config.palette_count) == ("marekm4", 5)

@@ -1,9 +1,10 @@
-"""The memory gate's budget is the one it is given, never less than one byte (issue #13)."""
+"""The memory gate: its budget is the one it is given (never less than one byte), and when a
+decode may start beside others (issue #13)."""
 
 from __future__ import annotations
 
 import pytest
-from iiif_process.memory import MemoryGate, OverBudgetError
+from iiif_process.memory import MemoryGate, OverBudgetError, admits
 
 
 def test_an_amount_over_the_budget_is_refused() -> None:
@@ -35,3 +36,16 @@ def test_a_reservation_is_released_after_its_block() -> None:
     with gate.reserve(3):
         pass
     assert gate.used == 0
+
+
+def test_a_decode_that_fits_exactly_beside_the_held_ones_is_admitted() -> None:
+    assert admits(3, 2, 5) is True
+
+
+def test_a_decode_that_does_not_fit_beside_the_held_ones_waits() -> None:
+    assert admits(1, 5, 5) is False
+
+
+def test_with_nothing_held_any_decode_is_admitted() -> None:
+    # An image of the whole budget (or more: check_fits refuses that first) runs alone.
+    assert admits(0, 6, 5) is True
