@@ -87,3 +87,32 @@ def test_scale_factors_under_one_are_a_usage_error(factors: str) -> None:
 def test_scale_factors_of_one_and_up_are_kept() -> None:
     options = tile_seed_cli.tile_options(tile_seed_cli.parse_args(["-scale-factors", "4,2,1"]))
     assert options.scale_factors == (4, 2, 1)
+
+
+# The flags that take a value, as docs/iiif-process.md lists them for iiif-tile-seed.
+VALUE_FLAGS = [
+    "config-source",
+    "config-name",
+    "config-images-source-uri",
+    "config-derivatives-cache-uri",
+    "endpoint",
+    "api-version",
+    "tile-size",
+    "scale-factors",
+    "format",
+    "quality",
+    "processes",
+    "mode",
+]
+
+
+@pytest.mark.parametrize("name", VALUE_FLAGS)
+def test_a_value_flag_takes_the_next_argument(name: str) -> None:
+    args = tile_seed_cli.parse_args([f"-{name}", "v", "a.jpg"])
+    assert (args.get(name), args.positional) == ("v", ["a.jpg"])
+
+
+@pytest.mark.parametrize("name", ["no-extension", "refresh", "verbose", "h", "help"])
+def test_a_boolean_flag_takes_no_argument(name: str) -> None:
+    args = tile_seed_cli.parse_args([f"-{name}", "a.jpg"])
+    assert (args.flag(name), args.positional) == (True, ["a.jpg"])
