@@ -1,4 +1,5 @@
-"""iiif-tile-seed's exit status and -processes bounds (issue #13)."""
+"""iiif-tile-seed's command line (flags, -processes and -scale-factors bounds) and exit status
+(issue #13)."""
 
 from __future__ import annotations
 
