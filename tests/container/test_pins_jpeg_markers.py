@@ -107,3 +107,8 @@ def test_an_empty_comment_segment_is_well_formed() -> None:
 def test_a_segment_length_under_two_is_damage() -> None:
     with pytest.raises(MalformedJpeg, match="segment cut"):
         _markers(SOI + b"\xff\xfe\x00\x01" + EOI)
+
+
+def test_a_segment_longer_than_the_data_is_cut() -> None:
+    with pytest.raises(MalformedJpeg, match="segment cut at 2"):
+        _markers(SOI + b"\xff\xfe\x00\x06ab")
