@@ -66,3 +66,19 @@ def test_a_value_flag_takes_the_next_argument(name: str) -> None:
 def test_a_boolean_flag_takes_no_argument(name: str) -> None:
     args = parse_args([f"-{name}", "a.jpg"])
     assert (args.flag(name), args.positional) == (True, ["a.jpg"])
+
+
+def _tile_size(size: str) -> int:
+    settings, _ = deep_zoom_settings(parse_args(["-tile-size", size]), {})
+    return settings.tile_size
+
+
+@pytest.mark.parametrize("size", [64, 4096])
+def test_tile_sizes_from_64_to_4096_are_accepted(size: int) -> None:
+    assert _tile_size(str(size)) == size
+
+
+@pytest.mark.parametrize("size", ["63", "4097"])
+def test_tile_sizes_outside_64_to_4096_are_refused(size: str) -> None:
+    with pytest.raises(ConfigError, match="-tile-size must be from 64 to 4096"):
+        _tile_size(size)
