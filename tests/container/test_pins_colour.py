@@ -6,7 +6,7 @@ from __future__ import annotations
 import struct
 
 import pyvips
-from iiif_process.colour import icc_description, naive_cmyk_to_srgb
+from iiif_process.colour import icc_colour_space, icc_description, naive_cmyk_to_srgb
 
 
 def _profile(tags: list[tuple[bytes, bytes]], count: int | None = None) -> bytes:
@@ -98,3 +98,15 @@ def test_a_16_bit_alpha_becomes_its_8_bit_level() -> None:
 
 def test_a_16_bit_alpha_short_of_the_next_step_stays_on_its_step() -> None:
     assert _naive_pixel(0, 0, 0, 0, 257 * 77 + 256) == [255, 255, 255, 77]
+
+
+def test_a_profile_too_short_for_its_colour_space_has_none() -> None:
+    assert icc_colour_space(bytes(16) + b"RG") == ""
+
+
+def test_a_profiles_colour_space_is_read_from_its_header() -> None:
+    assert icc_colour_space(bytes(16) + b"CMYK" + bytes(108)) == "CMYK"
+
+
+def test_twenty_bytes_hold_the_colour_space() -> None:
+    assert icc_colour_space(bytes(16) + b"GRAY") == "GRAY"

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+import pytest
 import pyvips
-from iiif_process.services import imagehash, marekm4_colours
+from iiif_process.services import imagehash, marekm4_colours, quantised_colours
 
 
 def _flat(value: int, width: int = 64, height: int = 64) -> pyvips.Image:
@@ -69,3 +70,43 @@ def test_marekm4_leaves_out_a_cube_of_one_percent() -> None:
 def test_marekm4_keeps_a_cube_of_more_than_one_percent() -> None:
     image = _row(*[(10, 10, 10)] * 99, (200, 200, 200), (200, 200, 200))
     assert marekm4_colours(image, 5) == [(10, 10, 10), (200, 200, 200)]
+
+
+def _strip(*colours: tuple[int, int, int]) -> pyvips.Image:
+    """100 pixels wide (the palette's thumbnail size: no resampling), ``colours`` in runs of 25."""
+    return _row(*[colour for colour in colours for _ in range(25)])
+
+
+@pytest.mark.parametrize("other", [(16, 0, 0), (0, 16, 0), (0, 0, 16)])
+def test_colours_16_levels_apart_in_one_channel_are_two_colours(
+    other: tuple[int, int, int],
+) -> None:
+    image = _strip((0, 0, 0), (0, 0, 0), (0, 0, 0), other)
+    assert quantised_colours(image, 2) == [(0, 0, 0), other]
+
+
+def test_colours_within_16_levels_are_one_averaged_colour() -> None:
+    image = _strip((0, 0, 0), (0, 0, 0), (0, 0, 0), (12, 12, 12))
+    assert quantised_colours(image, 2) == [(3, 3, 3)]
+
+
+@pytest.mark.parametrize(
+    ("first", "other"),
+    [((16, 0, 0), (0, 128, 0)), ((0, 16, 0), (0, 0, 128)), ((16, 0, 0), (0, 0, 128))],
+)
+def test_levels_of_different_channels_never_share_a_bucket(
+    first: tuple[int, int, int], other: tuple[int, int, int]
+) -> None:
+    image = _strip(first, first, first, other)
+    assert quantised_colours(image, 2) == [first, other]
+
+
+def test_the_difference_hash_compares_neighbours_of_a_9_by_8_thumbnail() -> None:
+    # Already 9 x 8: the thumbnail is the image. Even rows rise left to right, odd rows fall.
+    rows = []
+    for y in range(8):
+        levels = [20 * x + 10 for x in range(9)]
+        rows.append(levels if y % 2 == 0 else levels[::-1])
+    image = pyvips.Image.new_from_array(rows).cast("uchar")
+    image = image.bandjoin([image, image]).copy(interpretation="srgb")
+    assert imagehash(image)["difference"] == "d:ff00ff00ff00ff00"

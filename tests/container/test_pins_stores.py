@@ -8,8 +8,8 @@ from pathlib import Path
 import boto3
 import pytest
 from iiif_process.config import StoreSpec
-from iiif_process.errors import StoreError
-from iiif_process.stores import DiskStore, MemoryStore, S3Store, open_store
+from iiif_process.errors import StoreError, UnsafeURIError
+from iiif_process.stores import DiskStore, MemoryStore, S3Store, open_store, safe_key
 
 
 def test_a_store_given_a_client_uses_that_client() -> None:
@@ -48,3 +48,13 @@ def test_an_unknown_kind_is_refused() -> None:
 
 def test_a_memory_spec_opens_a_memory_store() -> None:
     assert isinstance(open_store(StoreSpec("memory", path="pins")), MemoryStore)
+
+
+@pytest.mark.parametrize("surrogate", ["\ud800", "\udabc", "\udfff"])
+def test_a_key_with_a_lone_surrogate_is_refused(surrogate: str) -> None:
+    with pytest.raises(UnsafeURIError, match="lone surrogate"):
+        safe_key(f"a{surrogate}.jpg")
+
+
+def test_a_key_just_outside_the_surrogates_is_kept() -> None:
+    assert safe_key("a\ue000.jpg") == "a\ue000.jpg"
