@@ -80,6 +80,24 @@ def test_a_document_is_emf_of_the_namespace() -> None:
     assert (doc["Stack"], doc["ReasonClass"], doc["UrisSkipped"]) == ("s", "unchanged", 3)
 
 
+def test_a_reason_metric_without_its_reason_class_is_refused() -> None:
+    with pytest.raises(ValueError, match="ReasonClass goes with"):
+        metrics.document({"UrisSkipped": 3}, stack="s")
+
+
+def test_a_reason_class_beside_a_metric_that_takes_none_is_refused() -> None:
+    with pytest.raises(ValueError, match="ReasonClass goes with"):
+        metrics.document({"UrisSkipped": 3, "TasksStarted": 1}, reason="unchanged", stack="s")
+
+
+def test_a_line_goes_to_the_stream_given(capsys: pytest.CaptureFixture[str]) -> None:
+    stream = io.StringIO()
+    metrics.emit({"TasksStarted": 2}, stack="s", stream=stream)
+
+    assert json.loads(stream.getvalue())["TasksStarted"] == 2
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(("error", "retryable", "expected"), REASONS)
 def test_reason_class(error: str, retryable: bool, expected: str) -> None:
     assert metrics.reason_class(error, retryable) == expected
