@@ -87,6 +87,16 @@ def test_claims_run_concurrently_at_most_claim_workers_at_once(table: str) -> No
     assert 1 < client.most <= CLAIM_WORKERS
 
 
+def test_two_workers_run_two_items_at_once() -> None:
+    both_in_flight = threading.Barrier(2, timeout=10)
+
+    def work(item: int) -> int:
+        both_in_flight.wait()  # breaks (and raises) unless the other item runs meanwhile
+        return item * 10
+
+    assert concurrently(work, [1, 2], workers=2) == [10, 20]
+
+
 def test_claims_stop_at_the_deadline_and_return_the_rest(table: str) -> None:
     """With 100 s left at first the margin is 20 s; it is reached after 30 claims: those 30 are
     claimed, the other 70 go back to the queue (aws_failed) with the reason, and have no item."""
