@@ -286,6 +286,16 @@ def test_retry_requeues_every_failed_image(infra: Infra, table: str, queue: str)
     assert received(queue) == ["bad.jpg", "big1.jpg", "big2.jpg"]
 
 
+def test_retry_exits_1_when_keys_could_not_be_requeued(
+    infra: Infra, table: str, queue: str
+) -> None:
+    fill(table)
+    stack = deploy_stack(infra, table, queue)
+    boto3.client("sqs", region_name=REGION).delete_queue(QueueUrl=queue)
+    status, out, _ = cli(["-stack", stack, "-mode", "retry", "-uri", "bad.jpg"])
+    assert (status, [f["uri"] for f in result_of(out)["failed"]]) == (1, ["bad.jpg"])
+
+
 def test_retry_resets_attempts_and_sets_queued_with_a_reason(
     infra: Infra, table: str, queue: str
 ) -> None:
