@@ -144,11 +144,12 @@ def run_tests(tree: Path, pytest_args: list[str]) -> int:
     """Run pytest in ``tree`` on this working tree; returns pytest's exit status."""
     inner = " && ".join(
         [
-            f"mkdir -p {tree}{ROOT}",
-            f"mount --bind {ROOT} {tree}{ROOT}",
             f"mount -t proc proc {tree}/proc",
             f"mount --rbind /dev {tree}/dev",
             f"mount -t tmpfs tmpfs {tree}/tmp",  # noqa: S108 (the chroot's own /tmp)
+            # After /tmp: a working tree under /tmp (a fresh clone in CI) must stay visible.
+            f"mkdir -p {tree}{ROOT}",
+            f"mount --bind {ROOT} {tree}{ROOT}",
             'exec chroot "$0" "$@"',
         ]
     )
