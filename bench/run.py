@@ -244,23 +244,29 @@ def measure_scaling(image: TestImage, out: Path, count: int, reps: int) -> Scali
     source = out / "throughput-images"
     uris = copies(image.path, source, count)
 
-    def rate(pinned: Sequence[int]) -> tuple[float, float, float]:
-        best, peak, cpu = 0.0, 0.0, float("inf")
-        for _ in range(reps):
-            startup = _tool_startup(
-                source, out / "throughput-startup", cpus=pinned, workers=len(pinned)
-            )
-            run, result = _tool(source, uris, out / "throughput", cpus=pinned)
-            failed = [u for u in uris if "error" in result.get(u, {"error": "missing"})]
-            if run.returncode != 0 or failed:
-                raise RuntimeError(f"iiif-process failed on {len(failed)} of {count} images")
-            best = max(best, count / max(run.seconds - startup.seconds, 1e-9))
-            peak = max(peak, run.peak_mb)
-            cpu = min(cpu, (run.cpu_seconds - startup.cpu_seconds) / count)
-        return best, peak, cpu
+    def once(pinned: Sequence[int]) -> tuple[float, float, float]:
+        startup = _tool_startup(
+            source, out / "throughput-startup", cpus=pinned, workers=len(pinned)
+        )
+        run, result = _tool(source, uris, out / "throughput", cpus=pinned)
+        failed = [u for u in uris if "error" in result.get(u, {"error": "missing"})]
+        if run.returncode != 0 or failed:
+            raise RuntimeError(f"iiif-process failed on {len(failed)} of {count} images")
+        rate = count / max(run.seconds - startup.seconds, 1e-9)
+        return rate, run.peak_mb, (run.cpu_seconds - startup.cpu_seconds) / count
 
-    one_rate, one_peak, one_cpu = rate(cpus[:1])
-    n_rate, n_peak, n_cpu = rate(cpus)
+    # 1 CPU and N CPUs alternate, so a change of load during the runs hits both alike.
+    one: list[tuple[float, float, float]] = []
+    many: list[tuple[float, float, float]] = []
+    for _ in range(reps):
+        one.append(once(cpus[:1]))
+        many.append(once(cpus))
+
+    def best(runs: list[tuple[float, float, float]]) -> tuple[float, float, float]:
+        return max(r[0] for r in runs), max(r[1] for r in runs), min(r[2] for r in runs)
+
+    one_rate, one_peak, one_cpu = best(one)
+    n_rate, n_peak, n_cpu = best(many)
     return Scaling(count, len(cpus), one_rate, n_rate, one_peak, n_peak, one_cpu, n_cpu)
 
 
@@ -509,11 +515,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"measuring throughput on {count} images ...", file=sys.stderr, flush=True)
         before = _load()
         try:
-            scaling = measure_scaling(images[0], out / "runs", count, reps=reps)
+            scaling = measure_scaling(images[0], out / "runs", count, reps=args.reps)
         except RuntimeError as exc:
             print(f"throughput not measured: {exc}", file=sys.stderr)
             scaling = None
-        machine = measure_machine_scaling(images[0], out / "runs", count, reps=reps)
+        machine = measure_machine_scaling(images[0], out / "runs", count, reps=args.reps)
         lines = render_scaling(scaling, machine, images[0].label, (before, _load()))
         print("\n".join([*lines, ""]), flush=True)
     if master_lines:
