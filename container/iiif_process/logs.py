@@ -10,13 +10,20 @@ import time
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
+def format_time(created: float) -> str:
+    """``2026-11-30T15:00:00.123Z``: UTC, milliseconds (the Lambda's format too)."""
+    millis = int(created * 1000)  # seconds and milliseconds from one rounding
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
+    )
+
+
 class JsonFormatter(logging.Formatter):
     """Formats a record as ``{"time", "level", "logger", "message", ...extra fields}``."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "time": format_time(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),

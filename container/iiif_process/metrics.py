@@ -17,6 +17,8 @@ import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from .logs import format_time
+
 NAMESPACE = "IiifProcess"
 STACK_VARIABLE = "IIIF_PROCESS_STACK_NAME"
 DEFAULT_STACK = "local"
@@ -139,13 +141,15 @@ def emit(
 ) -> None:
     """Write one EMF line (with the log lines' time, level, logger and message) to ``stream``
     (default: the current stderr; never stdout, which carries the tool's result)."""
+    now = time.time()  # one reading: the line's time is its metrics' Timestamp
     head = {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "time": format_time(now),
         "level": "info",
         "logger": __name__,
         "message": "metrics",
     }
-    line = json.dumps({**head, **document(values, reason=reason, stack=stack)})
+    doc = document(values, reason=reason, stack=stack, now_ms=int(now * 1000))
+    line = json.dumps({**head, **doc})
     out = stream or sys.stderr
     out.write(line + "\n")
     out.flush()

@@ -31,9 +31,9 @@ LOGGER = logging.getLogger("iiif_process_ecs")
 
 def format_time(created: float) -> str:
     """``2026-11-30T15:00:00.123Z``: UTC, milliseconds (the container tool's format)."""
+    millis = int(created * 1000)  # seconds and milliseconds from one rounding
     return (
-        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-        + f".{int(created * 1000) % 1000:03d}Z"
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
     )
 
 

@@ -7,11 +7,15 @@ import io
 import json
 import logging
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+from iiif_process import metrics as tool_metrics
 from iiif_process.logs import JsonFormatter
 from iiif_process_ecs import logs
+from iiif_process_ecs import metrics as lambda_metrics
 
 TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 
@@ -65,3 +69,22 @@ def test_a_switched_off_log_writes_nothing() -> None:
     finally:
         logs.configure(None)
     assert stream.getvalue() == ""
+
+
+def _metric_line(emit: Callable[..., None]) -> dict[str, Any]:
+    stream = io.StringIO()
+    emit({"TasksStarted": 1}, stack="s", stream=stream)
+    return json.loads(stream.getvalue())
+
+
+@pytest.mark.parametrize("emit", [lambda_metrics.emit, tool_metrics.emit], ids=["lambda", "tool"])
+def test_metric_lines_carry_the_log_lines_time_format(emit: Callable[..., None]) -> None:
+    assert TIME.match(str(_metric_line(emit)["time"]))
+
+
+@pytest.mark.parametrize("emit", [lambda_metrics.emit, tool_metrics.emit], ids=["lambda", "tool"])
+def test_a_metric_lines_time_is_its_timestamp(emit: Callable[..., None]) -> None:
+    line = _metric_line(emit)
+    seconds, millis = divmod(line["_aws"]["Timestamp"], 1000)
+    expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    assert line["time"] == expected
