@@ -6,8 +6,10 @@ printed to resume); a second one stops at once, putting the page's ledger items 
 
 from __future__ import annotations
 
+import random
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from types import SimpleNamespace
@@ -61,8 +63,8 @@ def run_backfill_mode(
     *,
     nonce: str = "",
     on_page: Callable[[BackfillResult], None] | None = None,
-    sleep: Callable[[float], None] | None = None,
-    rand: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
     tty: bool | None = None,
 ) -> int:
     """Run ``-mode backfill`` with the CLI's flag ``values``; returns the exit status: 0, 1 when
@@ -101,16 +103,16 @@ def run_backfill_mode(
     if not options.prefix and not options.start_after:
         total = object_count(session.client("cloudwatch"), bucket)
     progress = Progress(stderr, tty=tty, total=total)
-    kwargs: dict[str, Any] = {}
-    if sleep is not None:
-        kwargs["sleep"] = sleep
-    if rand is not None:
-        kwargs["rand"] = rand
     requeuer = (
         None
         if options.dry_run
         else Requeuer(
-            session.client("sqs"), values["event-queue-url"], bucket, region=region, **kwargs
+            session.client("sqs"),
+            values["event-queue-url"],
+            bucket,
+            region=region,
+            sleep=sleep,
+            rand=rand,
         )
     )
     show_keys = options.dry_run and not values["json"]

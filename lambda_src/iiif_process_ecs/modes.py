@@ -8,7 +8,9 @@ checks the combination, fills flags from ``-stack`` and runs ``task``, ``invoke`
 from __future__ import annotations
 
 import json
+import random
 import sys
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -67,9 +69,9 @@ class Runtime:
     stdout: TextIO = field(default_factory=lambda: sys.stdout)
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     stdin: TextIO = field(default_factory=lambda: sys.stdin)
-    sleep: Callable[[float], None] | None = None
-    monotonic: Callable[[], float] | None = None
-    rand: Callable[[], float] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    monotonic: Callable[[], float] = time.monotonic
+    rand: Callable[[], float] = random.random
     nonce: Callable[[], str] = field(default_factory=lambda: lambda: uuid.uuid4().hex)
     # -mode backfill: called after each finished page (tests stop a run with KeyboardInterrupt).
     backfill_page: Callable[[Any], None] | None = None
@@ -293,12 +295,15 @@ def _finish(
 def _wait(tasks: list[str], flags: ParsedFlags, session: boto3.Session, rt: Runtime) -> bool:
     v = flags.values
     ecs = session.client("ecs")
-    kwargs: dict[str, Any] = {"timeout": v["wait-timeout"], "interval": v["wait-interval"]}
-    if rt.sleep is not None:
-        kwargs["sleep"] = rt.sleep
-    if rt.monotonic is not None:
-        kwargs["monotonic"] = rt.monotonic
-    results = wait_for_tasks(ecs, tasks, cluster=v["cluster"] or None, **kwargs)
+    results = wait_for_tasks(
+        ecs,
+        tasks,
+        cluster=v["cluster"] or None,
+        timeout=v["wait-timeout"],
+        interval=v["wait-interval"],
+        sleep=rt.sleep,
+        monotonic=rt.monotonic,
+    )
     location = LogLocation(v["log-group"], v["log-stream-prefix"]) if v["log-group"] else None
     context = WaitContext(
         ecs=ecs,

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -186,8 +188,8 @@ class Reconciler:
     ecs: Any
     requeuer: Requeuer
     remaining_seconds: Callable[[], float]
-    sleep: Callable[[float], None] | None = None
-    rand: Callable[[], float] | None = None
+    sleep: Callable[[float], None] = time.sleep
+    rand: Callable[[], float] = random.random
     backoff: Backoff | None = None
     stack: str = metrics.DEFAULT_STACK  # the metrics' Stack dimension
 
@@ -252,15 +254,15 @@ class Reconciler:
         if too_large:
             report.errors.append({"uri": uri, "reason": too_large[0][1]})
             return
-        kwargs: dict[str, Any] = {
-            "remaining_seconds": self.remaining_seconds,
-            "backoff": self.backoff,
-        }
-        if self.sleep is not None:
-            kwargs["sleep"] = self.sleep
-        if self.rand is not None:
-            kwargs["rand"] = self.rand
-        new_task, error = Launcher(self.ecs, self.settings, **kwargs).launch(batches[0])
+        launcher = Launcher(
+            self.ecs,
+            self.settings,
+            remaining_seconds=self.remaining_seconds,
+            backoff=self.backoff,
+            sleep=self.sleep,
+            rand=self.rand,
+        )
+        new_task, error = launcher.launch(batches[0])
         if new_task is None:
             # The item stays as it is, so the redelivered event tries again.
             report.errors.append({"uri": uri, "reason": error})
@@ -373,8 +375,8 @@ def handle_reconcile_event(
     ecs: Any = None,
     dynamodb: Any = None,
     sqs: Any = None,
-    sleep: Callable[[float], None] | None = None,
-    rand: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
 ) -> dict[str, Any]:
     """Settings from the environment, clients from the DSN (unless passed in), then
     reconcile_batch. The ledger table, event queue and source bucket are required."""
@@ -392,21 +394,17 @@ def handle_reconcile_event(
     if ecs is None or dynamodb is None or sqs is None:
         session = session_from_dsn(settings.ecs_dsn)
     region = getattr(session, "region_name", "") or ""
-    kwargs: dict[str, Any] = {}
-    if sleep is not None:
-        kwargs["sleep"] = sleep
-    if rand is not None:
-        kwargs["rand"] = rand
     reconciler = Reconciler(
         settings=settings,
-        ledger=Ledger(settings.ledger_table, dynamodb, session=session, **kwargs),  # type: ignore[arg-type]
+        ledger=Ledger(settings.ledger_table, dynamodb, session=session, sleep=sleep, rand=rand),  # type: ignore[arg-type]
         ecs=ecs if ecs is not None else LazyClient("ecs", session),
         requeuer=Requeuer(
             sqs if sqs is not None else LazyClient("sqs", session),
             settings.event_queue_url,  # type: ignore[arg-type]
             settings.source_bucket,  # type: ignore[arg-type]
             region=region,
-            **kwargs,
+            sleep=sleep,
+            rand=rand,
         ),
         remaining_seconds=remaining_seconds_of(context),
         sleep=sleep,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import random
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -38,17 +40,14 @@ class TasksNotStarted(RuntimeError):
 def remaining_seconds_of(
     context: Any,
     budget: float = DEFAULT_TIME_BUDGET,
-    monotonic: Callable[[], float] | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Callable[[], float]:
-    """Remaining time from a Lambda context, or a fixed ``budget`` from now (on ``monotonic``,
-    default time.monotonic) when there is none, as for the CLI's local runs."""
+    """Remaining time from a Lambda context, or a fixed ``budget`` from now (on ``monotonic``)
+    when there is none, as for the CLI's local runs."""
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         return lambda: context.get_remaining_time_in_millis() / 1000.0
-    import time
-
-    clock = monotonic or time.monotonic
-    deadline = clock() + budget
-    return lambda: deadline - clock()
+    deadline = monotonic() + budget
+    return lambda: deadline - monotonic()
 
 
 def run_event(
@@ -57,8 +56,8 @@ def run_event(
     settings: Settings,
     ecs: Any,
     remaining_seconds: Callable[[], float],
-    sleep: Callable[[float], None] | None = None,
-    rand: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
     backoff: Backoff | None = None,
     ledger: Ledger | None = None,
     s3: Any = None,
@@ -116,8 +115,8 @@ def handle_event(
     *,
     environ: Mapping[str, str] | None = None,
     ecs: Any = None,
-    sleep: Callable[[float], None] | None = None,
-    rand: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
     dynamodb: Any = None,
     s3: Any = None,
 ) -> dict[str, Any]:

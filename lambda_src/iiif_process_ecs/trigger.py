@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,8 +63,8 @@ def start_tasks(
     settings: Settings,
     ecs: Any,
     remaining_seconds: Callable[[], float],
-    sleep: Callable[[float], None] | None = None,
-    rand: Callable[[], float] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    rand: Callable[[], float] = random.random,
     backoff: Backoff | None = None,
     nonce: str = "",
     ledger: Ledger | None = None,
@@ -150,12 +152,10 @@ def start_tasks(
         failed=outcome.failed,
     )
 
-    kwargs: dict[str, Any] = {"remaining_seconds": remaining_seconds, "backoff": backoff}
-    if sleep is not None:
-        kwargs["sleep"] = sleep
-    if rand is not None:
-        kwargs["rand"] = rand
-    report = Launcher(ecs, settings, **kwargs).launch_all(batches)
+    launcher = Launcher(
+        ecs, settings, remaining_seconds=remaining_seconds, backoff=backoff, sleep=sleep, rand=rand
+    )
+    report = launcher.launch_all(batches)
     if claims is not None:
         record_launches(ledger, claims, report.launched, report.failed)  # type: ignore[arg-type]
     outcome.tasks.extend(report.tasks)
