@@ -179,7 +179,7 @@ def coverage_map(copy: Path, package: str, scratch: Path) -> dict[tuple[str, int
     ]
     env = environment(copy)
     env["COVERAGE_PROCESS_START"] = str(rcfile)
-    env[DURATIONS_VARIABLE] = str(scratch / f"durations-{package.replace('/', '_')}.json")
+    env[DURATIONS_VARIABLE] = str(durations_file(package, scratch))
     env.pop(CONTEXT_VARIABLE, None)
     subprocess.run(command, cwd=copy, env=env, check=False, stdout=subprocess.DEVNULL)
     import coverage  # only the mutation run needs it
@@ -197,10 +197,15 @@ def coverage_map(copy: Path, package: str, scratch: Path) -> dict[tuple[str, int
     return lines
 
 
+def durations_file(package: str, scratch: Path) -> Path:
+    """Where the coverage run of ``package`` records each test's duration."""
+    return scratch / f"durations-{package.replace('/', '_')}.json"
+
+
 def test_durations(package: str, scratch: Path) -> dict[str, float]:
     """Seconds each test of ``package`` took in the coverage run, by node id (``{}`` when the
     run wrote none)."""
-    path = scratch / f"durations-{package.replace('/', '_')}.json"
+    path = durations_file(package, scratch)
     try:
         return {str(k): float(v) for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
     except (OSError, ValueError):
