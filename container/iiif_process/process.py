@@ -33,7 +33,14 @@ from .report import build_report, report_key, report_name
 from .services import compute_services, fit_box
 from .stores import Store, file_sha1, local_source, safe_key
 from .tiles import TILE_CACHE_CONTROL
-from .transform import Rendered, Renderer, SourceImage, probe, vips_warnings
+from .transform import (
+    Rendered,
+    Renderer,
+    SourceImage,
+    dither_working_bytes,
+    probe,
+    vips_warnings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +201,9 @@ def process_uri(
             decoded = describe_decoded(
                 header.width, header.height, header.image.bands, header.image.format
             )
-            need = header.working_bytes
+            need = header.working_bytes + dither_working_bytes(
+                header, instructions, config.size_rules
+            )
             if zoom.tiles:
                 need += deepzoom.working_bytes(header, local.size, zoom)
             with gate.reserve(need, decoded):
