@@ -103,3 +103,11 @@ def test_a_full_size_dither_over_the_budget_is_refused_by_name() -> None:
 def test_the_same_image_in_colour_fits_that_budget() -> None:
     entry = _run({"d": {"size": "full", "quality": "color", "format": "png"}}, BUDGET)
     assert "error" not in entry
+
+
+def test_a_region_outside_the_image_adds_nothing_and_is_left_to_fail_alone(
+    tmp_path: Path,
+) -> None:
+    header = _header(tmp_path, gen.gradient(400, 300))
+    spec = {"region": "500,0,10,10", "size": "full", "quality": "dither", "format": "png"}
+    assert _bytes(header, spec) == 0
