@@ -126,8 +126,9 @@ def test_tiles_flag_false_overrides_the_environment(ws: Workspace) -> None:
     assert ws.files() == {"a.jpg/full/!200,200/0/color.jpg"}
 
 
-def test_turned_exif_orientation_gives_the_upright_size(ws: Workspace) -> None:
-    key = ws.put("r.jpg", gen.with_orientation(gen.gradient(640, 360), 6))
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])  # every orientation that turns by 90
+def test_turned_exif_orientation_gives_the_upright_size(ws: Workspace, orientation: int) -> None:
+    key = ws.put("r.jpg", gen.with_orientation(gen.gradient(640, 360), orientation))
     ws.run([key], ONE, env=ZOOM_ENV)
     info = _json(ws, "r.jpg/info.json")
     assert (info["width"], info["height"]) == (360, 640)
@@ -538,3 +539,10 @@ def test_memory_reservation_counts_the_pyramid() -> None:
     _process(_config(True), data, on)
     decoded = 1400 * 900 * 3
     assert on.amounts[0] - off.amounts[0] == int(decoded * 0.6)  # measured, see deepzoom
+
+
+def test_tiles_of_a_cmyk_source_are_srgb(ws: Workspace) -> None:
+    key = ws.put("c.jpg", gen.cmyk_jpeg())
+    ws.run([key], ONE, env=ZOOM_ENV)
+    tile = ws.image("c.jpg/full/120,80/0/default.jpg")  # the one tile of a 120x80 image
+    assert (tile.bands, tile.interpretation) == (3, "srgb")

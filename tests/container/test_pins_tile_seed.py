@@ -117,3 +117,13 @@ def test_a_value_flag_takes_the_next_argument(name: str) -> None:
 def test_a_boolean_flag_takes_no_argument(name: str) -> None:
     args = tile_seed_cli.parse_args([f"-{name}", "a.jpg"])
     assert (args.flag(name), args.positional) == (True, ["a.jpg"])
+
+
+def test_a_tile_size_of_4096_is_accepted() -> None:
+    options = tile_seed_cli.tile_options(tile_seed_cli.parse_args(["-tile-size", "4096"]))
+    assert options.tile_size == 4096
+
+
+def test_a_tile_size_over_4096_is_a_usage_error_naming_the_flag() -> None:
+    with pytest.raises(UsageError, match="tile-size"):
+        tile_seed_cli.tile_options(tile_seed_cli.parse_args(["-tile-size", "4097"]))
