@@ -19,6 +19,7 @@ from iiif_process_ecs.backfill import (
     BackfillOptions,
     BackfillResult,
     reason_class,
+    resume_hint,
 )
 from iiif_process_ecs.cli import Runtime, main
 from iiif_process_ecs.ledger import Ledger, now_iso
@@ -546,3 +547,9 @@ def test_with_a_prefix_the_total_and_time_left_are_unknown(place: Place) -> None
     first = next(line for line in err.splitlines() if line.startswith("backfill: "))
     assert first.startswith("backfill: 1,000 listed")
     assert " left" not in first
+
+
+def test_a_run_stopped_before_any_page_finished_says_to_run_the_same_command_again() -> None:
+    assert resume_hint(BackfillResult(stopped=True)) == (
+        "stopped before the first page finished; run the same command again\n"
+    )

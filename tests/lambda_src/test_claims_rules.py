@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,13 +14,16 @@ from botocore.stub import Stubber
 from iiif_process_ecs.claims import (
     NO_SUCH_OBJECT,
     InputOutcome,
+    claim_keys,
     claim_margin,
     head_object,
     recipe_of_task_definition,
     record_input_outcomes,
     storable_key,
 )
+from iiif_process_ecs.events import ObjectRecord
 from iiif_process_ecs.ledger import Ledger, is_stale_claim, now_iso
+from iiif_process_ecs.settings import Settings
 
 from tests.lambda_src.conftest import REGION, Infra
 from tests.lambda_src.ledger_support import create_ledger_table, dynamodb, item_of, put_item
@@ -157,3 +162,22 @@ def test_an_old_claim_with_a_task_is_not_stale() -> None:
 def test_an_old_claim_without_a_task_is_stale() -> None:
     long_ago = now_iso(datetime(2020, 1, 1, tzinfo=UTC))
     assert is_stale_claim({"uri": "a.jpg", "started_at": long_ago}, datetime.now(UTC)) is True
+
+
+def test_when_no_key_is_left_to_claim_no_claims_are_logged(
+    table: str, quiet_logs: io.StringIO
+) -> None:
+    """Every record failed before its claim (no bucket to read its ETag from): claim_keys
+    returns at once, without a "keys claimed" line."""
+    settings = Settings(
+        cluster="c", task_definition="t", container="x", subnets=("s",), security_groups=("g",)
+    )
+    plan = claim_keys(
+        [ObjectRecord(key="a.jpg", source="uris")],
+        ledger=Ledger(table, dynamodb()),
+        settings=settings,
+        s3=None,
+    )
+    assert [entry["uri"] for entry in plan.failed] == ["a.jpg"]
+    messages = [json.loads(line)["message"] for line in quiet_logs.getvalue().splitlines()]
+    assert "keys claimed" not in messages

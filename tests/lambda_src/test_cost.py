@@ -318,6 +318,26 @@ def test_status_json_has_the_cost_since_the_given_time(infra: Infra) -> None:
     assert cost["task_size"] == {"vcpu": 1.0, "memory_gb": 2.0, "architecture": "X86_64"}
 
 
+def test_status_prices_the_cost_for_the_region_of_the_session(infra: Infra) -> None:
+    table = create_ledger_table()
+    _, out, _ = cli(
+        [
+            "-mode",
+            "status",
+            "-json",
+            "-ledger-table",
+            table,
+            "-cluster",
+            infra.cluster,
+            "-task",
+            infra.task_definition,
+        ]
+    )
+    # The session's region is us-east-1 (conftest); without it the note would say that no
+    # region had a price table (the figures are us-east-1's either way).
+    assert json.loads(out)["cost"]["prices"] == "us-east-1 list prices (March 2026)"
+
+
 def test_status_with_a_bad_since_exits_2(infra: Infra) -> None:
     table = create_ledger_table()
     status, _, err = cli(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from iiif_process_ecs.settings import SettingsError, load_settings
+from iiif_process_ecs.settings import Settings, SettingsError, load_settings
 
 REQUIRED = {
     "IIIF_PROCESS_CLUSTER": "c",
@@ -12,6 +12,13 @@ REQUIRED = {
     "IIIF_PROCESS_SUBNET": "subnet-1, subnet-2,",
     "IIIF_PROCESS_SECURITY_GROUP": "sg-1",
     "AWS_REGION": "eu-west-1",
+}
+NEEDED = {
+    "cluster": "c",
+    "task_definition": "iiif-process:2",
+    "container": "iiif-process",
+    "subnets": ("subnet-1",),
+    "security_groups": ("sg-1",),
 }
 
 
@@ -77,3 +84,14 @@ def test_without_dsn_or_region_is_an_error() -> None:
     env = {k: v for k, v in REQUIRED.items() if k != "AWS_REGION"}
     with pytest.raises(SettingsError, match="IIIF_PROCESS_ECS_DSN"):
         load_settings(env)
+
+
+def test_settings_built_without_strip_paths_keep_the_paths() -> None:
+    assert Settings(**NEEDED).strip_paths is False
+
+
+@pytest.mark.parametrize("report_name", ["", "reports/process.json"])
+def test_a_report_name_that_is_not_a_plain_file_name_is_refused(report_name: str) -> None:
+    with pytest.raises(SettingsError, match="report_name") as refused:
+        Settings(**NEEDED, report_name=report_name)
+    assert refused.value.field == "report_name"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from iiif_process_ecs.events import parse_event
+import pytest
+from iiif_process_ecs.events import InvalidEvent, parse_event
 
 from tests.lambda_src.conftest import Infra
 from tests.lambda_src.test_ecs_trigger_handler import run
@@ -58,3 +59,12 @@ def test_an_unexpected_error_reading_a_message_fails_that_message_alone() -> Non
     assert parsed.rejected[0].outcome == "failed"
     assert parsed.rejected[0].reason.startswith("message odd: could not be read (MemoryError")
     assert parsed.message_ids == ("m1", "odd")
+
+
+def test_a_direct_invocation_of_exactly_1000_uris_is_accepted() -> None:
+    assert len(parse_event({"uris": ["a.jpg"] * 1000}).objects) == 1000
+
+
+def test_a_direct_invocation_of_1001_uris_is_refused() -> None:
+    with pytest.raises(InvalidEvent, match="holds 1001 entries; at most 1000"):
+        parse_event({"uris": ["a.jpg"] * 1001})

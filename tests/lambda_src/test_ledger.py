@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from iiif_process_ecs.ledger import (
     UNCHANGED,
     Ledger,
     LedgerError,
+    concurrently,
     now_iso,
 )
 
@@ -368,3 +370,8 @@ def test_updated_since_queries_one_status_from_a_time_on(table: str) -> None:
     put_item(table, uri="bad.jpg", status="failed", updated_at="2026-02-01T00:00:00.000000Z")
     found = ledger(table).updated_since("succeeded", "2026-01-15T00:00:00.000000Z")
     assert [item["uri"] for item in found] == ["new.jpg"]
+
+
+def test_a_single_item_runs_in_the_calling_thread_whatever_the_workers() -> None:
+    ran_on = concurrently(lambda _: threading.current_thread(), ["only"], workers=4)
+    assert ran_on == [threading.current_thread()]

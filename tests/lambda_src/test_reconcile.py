@@ -7,6 +7,7 @@ ledger items it would write, and the stopped-task event is shaped as EventBridge
 from __future__ import annotations
 
 import importlib.util
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -557,3 +558,15 @@ def test_cause_exit_1_is_an_exit_status() -> None:
 
 def test_cause_exit_0_without_a_record_says_so() -> None:
     assert cause_of(task_with(0), "iiif-process") == "task exited 0 without recording this image"
+
+
+def test_a_task_the_ledger_has_no_keys_for_is_not_reconciled(
+    infra: Infra, table: str, queue: str, quiet_logs: io.StringIO
+) -> None:
+    task = f"arn:aws:ecs:{REGION}:123456789012:task/{infra.cluster}/0123456789abcdef"
+    response = reconcile(infra, table, queue, stopped(infra, task))
+    assert response["tasks"] == [
+        {"task_arn": task, "rerun": [], "requeued": [], "failed": [], "errors": []}
+    ]
+    messages = [json.loads(line)["message"] for line in quiet_logs.getvalue().splitlines()]
+    assert "task reconciled" not in messages

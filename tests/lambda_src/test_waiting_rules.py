@@ -1,4 +1,5 @@
-"""waiting.py's own rules: which container's logs are read, and how a report is shown."""
+"""waiting.py's own rules: which container's logs are read, how a report is shown, which
+cluster a task is in, and how a task ECS does not return is told."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from iiif_process_ecs.waiting import (
     LogLocation,
     TaskResult,
     WaitContext,
+    cluster_of,
     describe_results,
     log_location_from_task_definition,
+    wait_for_tasks,
 )
 
 from tests.lambda_src.conftest import REGION, Infra
@@ -65,3 +68,36 @@ def test_a_report_is_shown_as_indented_utf_8_json(s3: Any) -> None:
     assert describe_results([result], context, out) is True
     shown = out.getvalue().split("  report s3://iiif-derivatives/café.jpg/process.json:\n")[1]
     assert shown == '    {\n      "uri": "café.jpg"\n    }\n'
+
+
+@pytest.mark.parametrize(("default", "cluster"), [("c", "c"), ("", "default"), (None, "default")])
+def test_a_task_arn_without_a_cluster_is_in_the_default_cluster(
+    default: str | None, cluster: str
+) -> None:
+    old_format = "arn:aws:ecs:us-east-1:123456789012:task/0123456789abcdef0123456789abcdef"
+    assert cluster_of(old_format, default) == cluster
+
+
+class FailingDescribe:
+    """moto's ECS, whose DescribeTasks also reports a failure with ``reason`` for each task it
+    does not return (moto reports none)."""
+
+    def __init__(self, reason: str) -> None:
+        self.real = boto3.client("ecs", region_name=REGION)
+        self.reason = reason
+
+    def describe_tasks(self, **kwargs: Any) -> dict[str, Any]:
+        response = self.real.describe_tasks(**kwargs)
+        returned = {task["taskArn"] for task in response["tasks"]}
+        response["failures"] = [
+            {"arn": arn, "reason": self.reason} for arn in kwargs["tasks"] if arn not in returned
+        ]
+        return response
+
+
+def test_a_failure_for_another_reason_is_not_told_as_reported_missing(infra: Infra) -> None:
+    arn = f"arn:aws:ecs:{REGION}:123456789012:task/{infra.cluster}/0123456789abcdef"
+    [result] = wait_for_tasks(
+        FailingDescribe("ACCESS_DENIED"), [arn], cluster=infra.cluster, timeout=0
+    )
+    assert result.stopped_reason == "ECS no longer returns the task"
