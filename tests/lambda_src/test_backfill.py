@@ -553,3 +553,7 @@ def test_a_run_stopped_before_any_page_finished_says_to_run_the_same_command_aga
     assert resume_hint(BackfillResult(stopped=True)) == (
         "stopped before the first page finished; run the same command again\n"
     )
+
+
+def test_a_new_backfill_result_has_made_no_send_requests() -> None:
+    assert BackfillResult().sqs_send_requests == 0

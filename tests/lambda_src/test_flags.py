@@ -173,3 +173,9 @@ def test_gos_false_words_are_false(word: str) -> None:
 def test_other_words_are_not_booleans(word: str) -> None:
     with pytest.raises(FlagError, match="want bool"):
         values(f"-wait={word}")
+
+
+def test_the_cli_stores_no_process_report_unless_asked() -> None:
+    from iiif_process_ecs.cli import FLAGS as CLI_FLAGS
+
+    assert parse_flags(CLI_FLAGS, [], environ={}).values["report"] is False

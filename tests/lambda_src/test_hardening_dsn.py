@@ -89,3 +89,10 @@ def test_a_dsn_holding_a_secret_is_not_echoed(dsn: str) -> None:
     status, out, err = cli(["-ecs-dsn", dsn, "-uri", "a.jpg"])
     assert status == 2
     assert SECRET not in err + out
+
+
+def test_an_unparsable_credentials_file_names_its_first_ten_bad_lines(tmp_path: Path) -> None:
+    path = tmp_path / "credentials"
+    path.write_text("[default]\n" + "".join(f"junk{n}\n" for n in range(11)))
+    message = error_of(f"region=us-east-1 credentials={path}:default")
+    assert "cannot parse lines 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)" in message

@@ -88,3 +88,17 @@ def test_a_metric_lines_time_is_its_timestamp(emit: Callable[..., None]) -> None
     seconds, millis = divmod(line["_aws"]["Timestamp"], 1000)
     expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
     assert line["time"] == expected
+
+
+def test_lambda_lines_are_not_passed_on_to_the_root_logger() -> None:
+    # The Lambda runtime's own root handler would write each record a second time.
+    caught = io.StringIO()
+    root = logging.StreamHandler(caught)
+    logging.getLogger().addHandler(root)
+    try:
+        logs.configure(io.StringIO())
+        logs.log("once")
+    finally:
+        logging.getLogger().removeHandler(root)
+        logs.configure(None)
+    assert caught.getvalue() == ""
