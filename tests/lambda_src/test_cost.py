@@ -295,23 +295,16 @@ def test_status_cost_times_known_tasks_by_ecs_and_vanished_ones_by_the_ledger(
     assert report["usage"]["s3_puts"] == 2 * 9 + 1
 
 
-def test_status_json_has_the_cost_since_the_given_time(infra: Infra) -> None:
+def _status_json(infra: Infra, *extra: str) -> tuple[int, str]:
+    """``-mode status -json`` on a new ledger table: the exit status and stdout."""
     table = create_ledger_table()
-    status, out, _ = cli(
-        [
-            "-mode",
-            "status",
-            "-json",
-            "-ledger-table",
-            table,
-            "-cluster",
-            infra.cluster,
-            "-task",
-            infra.task_definition,
-            "-since",
-            "2026-11-01T00:00:00Z",
-        ]
-    )
+    argv = ["-mode", "status", "-json", "-ledger-table", table, "-cluster", infra.cluster]
+    status, out, _ = cli([*argv, "-task", infra.task_definition, *extra])
+    return status, out
+
+
+def test_status_json_has_the_cost_since_the_given_time(infra: Infra) -> None:
+    status, out = _status_json(infra, "-since", "2026-11-01T00:00:00Z")
     cost = json.loads(out)["cost"]
     assert status == 0
     assert cost["since"] == "2026-11-01T00:00:00.000000Z"
@@ -319,20 +312,7 @@ def test_status_json_has_the_cost_since_the_given_time(infra: Infra) -> None:
 
 
 def test_status_prices_the_cost_for_the_region_of_the_session(infra: Infra) -> None:
-    table = create_ledger_table()
-    _, out, _ = cli(
-        [
-            "-mode",
-            "status",
-            "-json",
-            "-ledger-table",
-            table,
-            "-cluster",
-            infra.cluster,
-            "-task",
-            infra.task_definition,
-        ]
-    )
+    _, out = _status_json(infra)
     # The session's region is us-east-1 (conftest); without it the note would say that no
     # region had a price table (the figures are us-east-1's either way).
     assert json.loads(out)["cost"]["prices"] == "us-east-1 list prices (March 2026)"
