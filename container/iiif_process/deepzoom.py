@@ -120,9 +120,7 @@ def make_pyramid(
         # Decoded: the same pixels every call (nothing is decoded again). Streamed: a new pass.
         return prepare_pixels(source.base(True), options.format, options.quality)
 
-    turned = header.orientation in (5, 6, 7, 8)
-    width, height = (header.height, header.width) if turned else (header.width, header.height)
-    plan = plan_tiles(width, height, options)
+    plan = plan_tiles(*header.size(True), options)
     objects = pyramid_objects(
         pixels,
         plan,

@@ -384,9 +384,7 @@ def seed_image(
         vips_warnings(source_key),
     ):
         header = probe(local.path, local.size, config.max_pixels)
-        turned = header.orientation in (5, 6, 7, 8)
-        width, height = (header.height, header.width) if turned else (header.width, header.height)
-        plan = plan_tiles(width, height, options)
+        plan = plan_tiles(*header.size(True), options)
         base_id = service_id(endpoint, target)
         info = json.dumps(plan.info(base_id), indent=2).encode()
         keys = [f"{target}/{obj.path}" for obj in plan.objects]

@@ -222,6 +222,12 @@ class Probe:
         """The libvips ``fail_on`` level of this source's decodes."""
         return FAIL_ON.get(self.loader, DEFAULT_FAIL_ON)
 
+    def size(self, auto_orient: bool) -> tuple[int, int]:
+        """The image's width and height, turned by the EXIF orientation when ``auto_orient``."""
+        if auto_orient and self.orientation in (5, 6, 7, 8):  # turned by 90 degrees
+            return self.height, self.width
+        return self.width, self.height
+
     @property
     def working_bytes(self) -> int:
         """The memory processing this image needs at its peak (for admission): the decoded
@@ -238,6 +244,15 @@ class Probe:
 DITHER_STRIP_BYTES = 16
 
 
+def instruction_target(
+    ins: Instruction, full: tuple[int, int], size_rules: str
+) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
+    """The instruction's region box on the full image of size ``full`` (upright as the
+    instruction sees it) and its output size; raises :class:`ParameterError`."""
+    box = ins.region.box(*full)
+    return box, ins.size.target(box[2], box[3], size_rules)
+
+
 def dither_working_bytes(
     header: Probe, instructions: Sequence[Instruction], size_rules: str
 ) -> int:
@@ -251,12 +266,10 @@ def dither_working_bytes(
     for ins in instructions:
         if ins.quality.kind != "dither":
             continue
-        width, height = header.width, header.height
-        if ins.rotation.auto_orient and header.orientation in (5, 6, 7, 8):
-            width, height = height, width
         try:
-            box = ins.region.box(width, height)
-            out_w, out_h = ins.size.target(box[2], box[3], size_rules)
+            _, (out_w, out_h) = instruction_target(
+                ins, header.size(ins.rotation.auto_orient), size_rules
+            )
         except ParameterError:
             continue  # the derivative fails alone, with its own message, before any dither
         radians = math.radians(ins.rotation.degrees)
@@ -401,7 +414,6 @@ class SourceImage:
         self.header = header
         self._path = header.path
         self._fail_on = header.fail_on
-        self._size = (header.width, header.height)
         image = header.image
         # The source's colour profile, kept for the derivatives (their pixels become sRGB).
         self.icc: bytes | None = (
@@ -424,10 +436,7 @@ class SourceImage:
     def size(self, auto_orient: bool) -> tuple[int, int]:
         """The full image's width and height, turned by the EXIF orientation when
         ``auto_orient`` (whatever scale it is decoded at)."""
-        width, height = self._size
-        if auto_orient and self.orientation in (5, 6, 7, 8):  # turned by 90 degrees
-            return height, width
-        return width, height
+        return self.header.size(auto_orient)
 
     def use_shrink(self, shrink: int) -> None:
         """Decode at 1/``shrink`` of the full size (a JPEG only; ignored once decoded, and for a
@@ -829,10 +838,10 @@ class Renderer:
     def _target(self, ins: Instruction) -> tuple[tuple[int, int, int, int], tuple[int, int]]:
         """The instruction's region box on the full image and its output size (a smart crop's
         box is its crop size; the output is then sized from that)."""
-        full_w, full_h = self.source.size(ins.rotation.auto_orient)
         try:
-            box = ins.region.box(full_w, full_h)
-            return box, ins.size.target(box[2], box[3], self.size_rules)
+            return instruction_target(
+                ins, self.source.size(ins.rotation.auto_orient), self.size_rules
+            )
         except ParameterError as exc:
             raise ParameterError(f"instruction {ins.label!r}: {exc}") from None
 
