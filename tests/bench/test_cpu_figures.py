@@ -8,7 +8,8 @@ import pytest
 import pyvips
 
 from bench import floor
-from bench.cpu import Batches, cpu_row
+from bench.cpu import Batches, CpuRow, cpu_row, render_cpu
+from bench.images import TestImage as Image  # not a test class
 from bench.spec import PATHS
 
 
@@ -68,3 +69,32 @@ def test_the_floor_publishes_o_as_the_source_and_fits_the_others(tmp_path: Path)
     for label in ("k", "b", "c", "z", "n"):
         written = pyvips.Image.new_from_file(str(tmp_path / "out" / PATHS[label]))
         assert (written.width, written.height) == sizes[label]
+
+
+def _table(ours: float) -> list[str]:
+    rows = {
+        "ours": CpuRow(ours, 140, 12),
+        "ours-noservices": CpuRow(0.18, 130, 12),
+        "reference": CpuRow(0.40, 200, 12),
+        "pillow": CpuRow(0.50, 170, 12),
+        "floor": CpuRow(0.16, 130, 12),
+    }
+    image = Image("24mp", 6000, 4000, Path("photo-24mp.jpg"))
+    return render_cpu({"24mp": rows}, [image])
+
+
+def _line(lines: list[str], start: str) -> str:
+    return next(line for line in lines if line.startswith(start))
+
+
+def test_a_ratio_at_its_target_passes() -> None:
+    assert _line(_table(0.20), "ours / reference").split()[-1] == "PASS"
+
+
+def test_a_ratio_over_its_target_misses() -> None:
+    assert _line(_table(0.21), "ours / reference").split()[-1] == "MISS"
+
+
+def test_the_floor_s_ratios_carry_no_verdict() -> None:
+    line = _line(_table(0.20), "  floor / reference")
+    assert line.split()[-1] == "0.40"
