@@ -186,6 +186,41 @@ def test_a_direct_uri_of_a_missing_object_fails_no_such_object(infra: Infra, tab
     assert (item["status"], item["reason"]) == ("failed", "no such object")  # type: ignore[index]
 
 
+# A -config path so long that no task command fits in RunTask's overrides beside it.
+LONG_CONFIG = "/etc/go-iiif/" + "c" * 8000 + ".json"
+
+
+def test_a_key_too_large_for_any_task_ends_failed_in_the_ledger_with_its_reason(
+    infra: Infra, table: str
+) -> None:
+    response = run(infra, table, batch(s3_message("m1", "a.jpg")), IIIF_PROCESS_CONFIG=LONG_CONFIG)
+    (entry,) = response["failed"]
+    assert entry["reason"].startswith("the task command for this URI alone measures")
+    item = item_of(table, "a.jpg")
+    assert item is not None
+    assert (item["status"], item.get("reason")) == ("failed", entry["reason"])
+
+
+def test_without_a_ledger_a_key_too_large_for_any_task_fails_in_the_response_only(
+    infra: Infra,
+) -> None:
+    class Untouchable:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"dynamodb.{name} called without a ledger")
+
+    clock = FakeClock()
+    response = handle_event(
+        batch(s3_message("m1", "a.jpg")),
+        clock,
+        environ=infra.environ(IIIF_PROCESS_CONFIG=LONG_CONFIG),
+        ecs=FlakyEcs(),
+        sleep=clock.sleep,
+        dynamodb=Untouchable(),
+        s3=Untouchable(),
+    )
+    assert ([entry["uri"] for entry in response["failed"]], response["tasks"]) == (["a.jpg"], [])
+
+
 def test_a_claim_whose_runtask_failed_is_queued_with_the_aws_reason(
     infra: Infra, table: str
 ) -> None:

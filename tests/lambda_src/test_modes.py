@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import boto3
 import pytest
+from iiif_process_ecs import modes
 
 from tests.lambda_src.conftest import REGION, Infra, s3_record
 from tests.lambda_src.test_ecs_trigger_cli import cli, result_of, task_flags
@@ -99,3 +101,21 @@ def test_a_flag_on_the_command_line_beats_the_stacks_output(infra: Infra) -> Non
 def test_the_result_is_printed_as_utf_8(infra: Infra) -> None:
     status, out, _ = cli([*task_flags(infra), "-uri", "café.jpg"])
     assert (status, '"uri": "café.jpg"' in out) == (0, True)
+
+
+def test_wait_describes_tasks_in_the_cluster_flag(
+    infra: Infra, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task ARN of ECS's old short format names no cluster: -wait must describe it in the
+    -cluster given, not in the account's default cluster."""
+    clusters: list[str | None] = []
+    wait_for_tasks = modes.wait_for_tasks
+
+    def spy(ecs: Any, tasks: list[str], *, cluster: str | None, **options: Any) -> Any:
+        clusters.append(cluster)
+        return wait_for_tasks(ecs, tasks, cluster=cluster, **options)
+
+    monkeypatch.setattr(modes, "wait_for_tasks", spy)
+    argv = [*task_flags(infra), "-uri", "a.jpg", "-wait", "-wait-timeout", "1"]
+    cli([*argv, "-wait-interval", "1"])
+    assert clusters == [infra.cluster]

@@ -304,6 +304,39 @@ def test_thumbnail_one_byte_over_the_limit_says_how_large(network: dict[str, str
     )
 
 
+def test_thumbnail_too_large_names_the_whole_objects_size_not_the_bytes_read(
+    network: dict[str, str],
+) -> None:
+    put_object("ranged.jpg", JPEG)
+    limit = len(JPEG) // 2  # the ranged GetObject reads limit + 1 bytes of the JPEG
+    thumbnail = fetch_thumbnail(s3(), BUCKET, "ranged.jpg", max_bytes=limit)
+    assert thumbnail == Thumbnail(None, f"too large for a thumbnail ({len(JPEG)} bytes > {limit})")
+
+
+class ContentRangeAs:
+    """moto's S3, except that GetObject answers with ``content_range`` as its ContentRange
+    (None: no ContentRange at all)."""
+
+    def __init__(self, content_range: str | None) -> None:
+        self.content_range = content_range
+
+    def get_object(self, **kwargs: Any) -> dict[str, Any]:
+        response = s3().get_object(**kwargs)
+        response.pop("ContentRange", None)
+        if self.content_range is not None:
+            response["ContentRange"] = self.content_range
+        return response
+
+
+@pytest.mark.parametrize("content_range", [None, f"bytes 0-{len(JPEG) - 1}/*"])
+def test_thumbnail_without_a_total_size_gives_the_bytes_read(
+    network: dict[str, str], content_range: str | None
+) -> None:
+    put_object("no-total.jpg", JPEG)
+    thumbnail = fetch_thumbnail(ContentRangeAs(content_range), BUCKET, "no-total.jpg")
+    assert thumbnail.note == f"image/jpeg, {len(JPEG)} bytes"
+
+
 def test_thumbnail_of_a_tiff_says_browsers_do_not_show_it(network: dict[str, str]) -> None:
     put_object("scan.tif", b"MM\x00*" + b"\x00" * 32)
     assert fetch_thumbnail(s3(), BUCKET, "scan.tif") == Thumbnail(

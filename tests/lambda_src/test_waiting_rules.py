@@ -15,6 +15,7 @@ from iiif_process_ecs.waiting import (
     WaitContext,
     cluster_of,
     describe_results,
+    log_lines,
     log_location_from_task_definition,
     wait_for_tasks,
 )
@@ -101,3 +102,27 @@ def test_a_failure_for_another_reason_is_not_told_as_reported_missing(infra: Inf
         FailingDescribe("ACCESS_DENIED"), [arn], cluster=infra.cluster, timeout=0
     )
     assert result.stopped_reason == "ECS no longer returns the task"
+
+
+class ScriptedLogs:
+    """A CloudWatch Logs client whose GetLogEvents returns ``pages`` in turn (events' messages),
+    each with a new nextForwardToken; past them, one more line per call."""
+
+    def __init__(self, *pages: list[str]) -> None:
+        self.pages = pages
+        self.calls: list[dict[str, Any]] = []
+
+    def get_log_events(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(kwargs)
+        n = len(self.calls)
+        messages = self.pages[n - 1] if n <= len(self.pages) else [f"past the script {n}"]
+        return {
+            "events": [{"message": message} for message in messages],
+            "nextForwardToken": f"f/{n}",
+        }
+
+
+def test_log_paging_stops_at_the_first_empty_page_despite_a_new_token() -> None:
+    logs = ScriptedLogs(["one", "two"], [], ["three"])
+    lines = log_lines(logs, "/g", "p/c/t")
+    assert (lines, len(logs.calls)) == (["one", "two"], 2)
