@@ -201,23 +201,32 @@ def test_a_key_too_large_for_any_task_ends_failed_in_the_ledger_with_its_reason(
     assert (item["status"], item.get("reason")) == ("failed", entry["reason"])
 
 
-def test_without_a_ledger_a_key_too_large_for_any_task_fails_in_the_response_only(
-    infra: Infra,
-) -> None:
-    class Untouchable:
-        def __getattr__(self, name: str) -> Any:
-            raise AssertionError(f"dynamodb.{name} called without a ledger")
+class Untouchable:
+    """A DynamoDB or S3 client that fails the test when anything of it is used."""
 
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"{name} called on a client without a ledger")
+
+
+def run_without_ledger(infra: Infra, **environ: str) -> dict[str, Any]:
+    """One S3 message for a.jpg through the handler with no ledger table, nothing of DynamoDB
+    or S3 to be touched."""
     clock = FakeClock()
-    response = handle_event(
+    return handle_event(
         batch(s3_message("m1", "a.jpg")),
         clock,
-        environ=infra.environ(IIIF_PROCESS_CONFIG=LONG_CONFIG),
+        environ=infra.environ(**environ),
         ecs=FlakyEcs(),
         sleep=clock.sleep,
         dynamodb=Untouchable(),
         s3=Untouchable(),
     )
+
+
+def test_without_a_ledger_a_key_too_large_for_any_task_fails_in_the_response_only(
+    infra: Infra,
+) -> None:
+    response = run_without_ledger(infra, IIIF_PROCESS_CONFIG=LONG_CONFIG)
     assert ([entry["uri"] for entry in response["failed"]], response["tasks"]) == (["a.jpg"], [])
 
 
@@ -261,20 +270,7 @@ def test_a_ledger_that_cannot_be_read_returns_the_messages_to_the_queue(infra: I
 
 
 def test_without_a_ledger_table_dynamodb_is_never_called(infra: Infra) -> None:
-    class Untouchable:
-        def __getattr__(self, name: str) -> Any:
-            raise AssertionError(f"dynamodb.{name} called without a ledger")
-
-    clock = FakeClock()
-    response = handle_event(
-        batch(s3_message("m1", "a.jpg")),
-        clock,
-        environ=infra.environ(),
-        ecs=FlakyEcs(),
-        sleep=clock.sleep,
-        dynamodb=Untouchable(),
-        s3=Untouchable(),
-    )
+    response = run_without_ledger(infra)
     (task,) = response["tasks"]
     assert uris_of(command_of(ecs_client(), infra.cluster, task)) == ["a.jpg"]
 
