@@ -140,6 +140,11 @@ def _tool_batch(source: Path, uris: Sequence[str], out: Path, config_dir: Path |
     return run
 
 
+def ours_processes(count: int) -> int:
+    """How many workers ``iiif-process`` starts for ``count`` images on this machine."""
+    return min(len(os.sched_getaffinity(0)), count)
+
+
 def ours_batches(
     image: TestImage, count: int, out: Path, config_dir: Path | None = None
 ) -> Batches:
@@ -152,11 +157,6 @@ def ours_batches(
     warm = _tool_batch(out / "source", uris[:workers], out / "warm", config_dir)
     busy = _tool_batch(out / "source", uris, out / "busy", config_dir)
     return Batches(idle.cpu_seconds, warm.cpu_seconds, busy.cpu_seconds, busy.peak_mb)
-
-
-def ours_processes(count: int) -> int:
-    """How many workers ``iiif-process`` starts for ``count`` images on this machine."""
-    return min(len(os.sched_getaffinity(0)), count)
 
 
 def measure_cpu(

@@ -98,7 +98,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=int,
         default=0,
         help="images per batch of the CPU headline (default: 6 per CPU at 24 MP, at least 12; "
-        "2 per CPU at 100 MP)",
+        "2 per CPU at 100 MP; at least 2 per CPU: the figure is what follows each process's "
+        "first image)",
     )
     return parser.parse_args(argv)
 
@@ -433,7 +434,7 @@ def render_scaling(
 def _cpu_count(image: TestImage, asked: int) -> int:
     cpus = len(os.sched_getaffinity(0))
     if asked:
-        return max(asked, cpus)
+        return max(asked, 2 * cpus)
     return max(12, 6 * cpus) if image.megapixels < 50 else 2 * cpus
 
 
