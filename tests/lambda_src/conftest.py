@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,6 +77,11 @@ def quiet_logs() -> Iterator[io.StringIO]:
     logs.configure(stream)
     yield stream
     logs.configure(None)
+
+
+def logged_messages(stream: io.StringIO) -> list[str]:
+    """The ``message`` of every JSON log line collected in ``stream`` (see ``quiet_logs``)."""
+    return [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +24,7 @@ from iiif_process_ecs.events import ObjectRecord
 from iiif_process_ecs.ledger import Ledger, is_stale_claim, now_iso
 from iiif_process_ecs.settings import Settings
 
-from tests.lambda_src.conftest import REGION, Infra
+from tests.lambda_src.conftest import REGION, Infra, logged_messages
 from tests.lambda_src.ledger_support import create_ledger_table, dynamodb, item_of, put_item
 
 
@@ -179,5 +178,4 @@ def test_when_no_key_is_left_to_claim_no_claims_are_logged(
         s3=None,
     )
     assert [entry["uri"] for entry in plan.failed] == ["a.jpg"]
-    messages = [json.loads(line)["message"] for line in quiet_logs.getvalue().splitlines()]
-    assert "keys claimed" not in messages
+    assert "keys claimed" not in logged_messages(quiet_logs)

@@ -18,7 +18,7 @@ from iiif_process_ecs.ledger import now_iso
 from iiif_process_ecs.reconcile import ContainerExit, StoppedTask, cause_of, handle_reconcile_event
 from iiif_process_ecs.requeue import RequeueKey, Requeuer
 
-from tests.lambda_src.conftest import REGION, Infra, command_of, uris_of
+from tests.lambda_src.conftest import REGION, Infra, command_of, logged_messages, uris_of
 from tests.lambda_src.ledger_support import create_ledger_table, dynamodb, item_of
 from tests.lambda_src.test_ecs_trigger_handler import FakeClock, FlakyEcs, ecs_client
 from tests.lambda_src.test_ecs_trigger_sqs import batch, s3_message, sqs_message
@@ -568,5 +568,4 @@ def test_a_task_the_ledger_has_no_keys_for_is_not_reconciled(
     assert response["tasks"] == [
         {"task_arn": task, "rerun": [], "requeued": [], "failed": [], "errors": []}
     ]
-    messages = [json.loads(line)["message"] for line in quiet_logs.getvalue().splitlines()]
-    assert "task reconciled" not in messages
+    assert "task reconciled" not in logged_messages(quiet_logs)
