@@ -75,18 +75,21 @@ class CpuRow:
 
 @dataclass(frozen=True)
 class Batches:
-    """One rep of a pipeline: the CPU seconds of its process tree started with nothing to do
-    (``idle``), with one image per process (``warm``), and with the whole batch (``busy``)."""
+    """One rep of a pipeline over ``processes`` processes: the CPU seconds of its process tree
+    started with nothing to do (``idle``), with one image per process (``warm``), and with the
+    whole batch (``busy``)."""
 
     idle: float
     warm: float
     busy: float
     peak_mb: float
+    processes: int
 
 
-def cpu_row(reps: Sequence[Batches], processes: int, count: int) -> CpuRow:
+def cpu_row(reps: Sequence[Batches], count: int) -> CpuRow:
     """Marginal CPU per image from ``reps``: the least disturbed (lowest) whole batch less the
     least disturbed warm-up batch, over the images between them; and the first image's extra."""
+    processes = reps[0].processes
     idle = min(rep.idle for rep in reps)
     warm = min(rep.warm for rep in reps)
     busy = min(rep.busy for rep in reps)
@@ -128,7 +131,7 @@ def peer_batches(
     idle, _ = _tree(_peers(module, options, [], out / "idle"))
     warm, _ = _tree(_peers(module, options, [str(image.path)] * processes, out / "warm"))
     busy, peak = _tree(_peers(module, options, [str(image.path)] * count, out / "busy"))
-    return Batches(idle, warm, busy, peak)
+    return Batches(idle, warm, busy, peak, processes)
 
 
 def _tool_batch(source: Path, uris: Sequence[str], out: Path, config_dir: Path | None) -> Run:
@@ -140,11 +143,6 @@ def _tool_batch(source: Path, uris: Sequence[str], out: Path, config_dir: Path |
     return run
 
 
-def ours_processes(count: int) -> int:
-    """How many workers ``iiif-process`` starts for ``count`` images on this machine."""
-    return min(len(os.sched_getaffinity(0)), count)
-
-
 def ours_batches(
     image: TestImage, count: int, out: Path, config_dir: Path | None = None
 ) -> Batches:
@@ -152,11 +150,11 @@ def ours_batches(
     if not TOOL.exists():
         raise RuntimeError(f"{TOOL} not found")
     uris = copies(image.path, out / "source", count)
-    workers = ours_processes(count)
+    workers = min(len(os.sched_getaffinity(0)), count)  # as many as iiif-process starts
     idle = tool_startup(out / "source", out / "idle", workers=workers)
     warm = _tool_batch(out / "source", uris[:workers], out / "warm", config_dir)
     busy = _tool_batch(out / "source", uris, out / "busy", config_dir)
-    return Batches(idle.cpu_seconds, warm.cpu_seconds, busy.cpu_seconds, busy.peak_mb)
+    return Batches(idle.cpu_seconds, warm.cpu_seconds, busy.cpu_seconds, busy.peak_mb, workers)
 
 
 def measure_cpu(
@@ -183,14 +181,8 @@ def measure_cpu(
                 notes[name] = str(exc)
                 continue
             samples[name].append(batches)
-    peers = len(os.sched_getaffinity(0))
-    processes = {"ours": ours_processes(count), "ours-noservices": ours_processes(count)}
-    return {
-        name: CpuRow(None, None, note=notes[name])
-        if name in notes
-        else cpu_row(samples[name], processes.get(name, peers), count)
-        for name in PIPELINES
-    }
+    failed = {name: CpuRow(None, None, note=note) for name, note in notes.items()}
+    return {name: failed.get(name) or cpu_row(samples[name], count) for name in PIPELINES}
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

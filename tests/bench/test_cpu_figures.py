@@ -14,26 +14,26 @@ from bench.spec import PATHS
 
 
 def test_the_figure_is_the_batch_less_the_warm_up_over_the_images_between() -> None:
-    row = cpu_row([Batches(idle=1.0, warm=2.0, busy=5.0, peak_mb=100)], processes=2, count=12)
+    row = cpu_row([Batches(idle=1.0, warm=2.0, busy=5.0, peak_mb=100, processes=2)], count=12)
     assert row.cpu_per_image == pytest.approx((5.0 - 2.0) / 10)
 
 
 def test_each_way_takes_its_least_disturbed_rep() -> None:
     reps = [
-        Batches(idle=1.0, warm=2.5, busy=5.0, peak_mb=100),
-        Batches(idle=1.2, warm=2.0, busy=6.0, peak_mb=120),
+        Batches(idle=1.0, warm=2.5, busy=5.0, peak_mb=100, processes=2),
+        Batches(idle=1.2, warm=2.0, busy=6.0, peak_mb=120, processes=2),
     ]
-    assert cpu_row(reps, processes=2, count=12).cpu_per_image == pytest.approx(0.3)
+    assert cpu_row(reps, count=12).cpu_per_image == pytest.approx(0.3)
 
 
 def test_the_first_image_extra_is_the_warm_up_per_process_beyond_the_figure() -> None:
-    row = cpu_row([Batches(idle=1.0, warm=2.0, busy=5.0, peak_mb=100)], processes=2, count=12)
+    row = cpu_row([Batches(idle=1.0, warm=2.0, busy=5.0, peak_mb=100, processes=2)], count=12)
     assert row.first_extra == pytest.approx((2.0 - 1.0) / 2 - 0.3)
 
 
 def test_the_peak_is_the_largest_of_the_reps() -> None:
-    reps = [Batches(1.0, 2.0, 5.0, peak_mb=100), Batches(1.0, 2.0, 5.0, peak_mb=130)]
-    assert cpu_row(reps, processes=2, count=12).peak_mb == 130
+    reps = [Batches(1.0, 2.0, 5.0, 100, processes=2), Batches(1.0, 2.0, 5.0, 130, processes=2)]
+    assert cpu_row(reps, count=12).peak_mb == 130
 
 
 @pytest.mark.parametrize(
